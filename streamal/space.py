@@ -168,4 +168,6 @@ class ParameterSpace:
 
     def subset(self, class_names: Sequence[str]) -> ParameterSpace:
         """The same space restricted to some classes, in the given order."""
-        return ParameterSpace(self.param_names, tuple(self.classes[self.class_index(n)] for n in class_names))
+        return ParameterSpace(
+            self.param_names, tuple(self.classes[self.class_index(n)] for n in class_names)
+        )

@@ -1,0 +1,5 @@
+import sys
+
+from streamal.cli import main
+
+sys.exit(main())

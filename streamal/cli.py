@@ -1,0 +1,123 @@
+"""Command line: ``python -m streamal {run,plan,validate,plugins,report}``.
+
+Exit status: 0 success, 1 the run failed, 2 bad input (config, plugin name, run directory),
+130 interrupted (the message says how to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from streamal.errors import ConfigError, PluginError, StoreError, StreamalError
+
+EXIT_BAD_INPUT = 2
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from streamal.config import load_config
+
+    for path in args.config:
+        cfg = load_config(path)
+        print(
+            f"{path}: ok ({cfg.workflow.name} workflow, site {cfg.site.name}, "
+            f"simulator {cfg.simulator.name})"
+        )
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from streamal.config import SiteConfig, load_config
+    from streamal.node import NodePlan, describe, site_topology
+
+    site = load_config(args.config).site if args.config else SiteConfig()
+    name = args.site or site.name
+    if args.site and args.site != site.name and not args.config:
+        site = SiteConfig.model_construct(**{**site.model_dump(), "name": name})
+    plan = NodePlan.build(
+        site_topology(name),
+        site=name,
+        trainer_ranks=args.ranks or site.trainer_ranks,
+        cores_per_rank=args.cores_per_rank or site.cores_per_rank,
+        sim_workers=site.sim_workers,
+    )
+    print(json.dumps(plan.to_json()) if args.json else describe(plan))
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from streamal import plugins
+
+    found = plugins.describe()
+    if args.json:
+        print(json.dumps(found))
+        return 0
+    for kind, entries in found.items():
+        print(f"{kind} ({plugins.GROUPS[kind]}):")
+        for e in entries or [{"name": "(none installed)", "value": "", "dist": ""}]:
+            print(f"  {e['name']:<24} {e['value']}  [{e['dist']}]".rstrip())
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from streamal.runner import run_campaign
+
+    return run_campaign(config_path=args.config, run_dir=args.run_dir, resume=args.resume)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from streamal.report import write_report
+
+    for path in write_report(Path(args.run_dir)):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="streamal", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a campaign from a config")
+    run.add_argument("config", nargs="?", help="YAML config (omit with --resume)")
+    run.add_argument("--run-dir", help="output folder (default runs/<name>-<timestamp>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.set_defaults(func=_cmd_run)
+
+    plan = sub.add_parser("plan", help="show how a node is split between the pools")
+    plan.add_argument("config", nargs="?")
+    plan.add_argument("--site", choices=["local", "polaris", "perlmutter"])
+    plan.add_argument("--ranks", type=int, help="trainer ranks (default: one per GPU, else 1)")
+    plan.add_argument("--cores-per-rank", type=int)
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(func=_cmd_plan)
+
+    val = sub.add_parser("validate", help="check configs; exit 2 naming the bad key")
+    val.add_argument("config", nargs="+")
+    val.set_defaults(func=_cmd_validate)
+
+    plg = sub.add_parser("plugins", help="list installed entry-point plugins")
+    plg.add_argument("--json", action="store_true")
+    plg.set_defaults(func=_cmd_plugins)
+
+    rep = sub.add_parser("report", help="plots and tables of a run directory")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=_cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, PluginError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StreamalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Typed run configuration, loaded from YAML, with errors that name the key path.
+
+Every model forbids unknown keys. :func:`load_config` turns any problem into a
+:class:`~streamal.errors.ConfigError` whose message lists one line per problem, e.g.::
+
+    workflow.phases[2].epochs: must be > 0 (got 0)
+    site.nmae: unknown key; allowed: name, nodes, trainer_ranks, ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from streamal.errors import ConfigError, PluginError
+
+SITES = ("local", "polaris", "perlmutter")
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteConfig(Strict):
+    """Where the run executes and how a node is split between the pools."""
+
+    name: Literal["local", "polaris", "perlmutter"] = "local"
+    nodes: int = Field(1, gt=0, description="nodes per Parsl block")
+    trainer_ranks: int | None = Field(
+        None, gt=0, description="DDP ranks per node; default one per GPU, else 1"
+    )
+    cores_per_rank: int | None = Field(
+        None,
+        gt=0,
+        description="cores pinned to each trainer rank; default 2 (fewer on a tiny node)",
+    )
+    sim_workers: int | None = Field(
+        None, gt=0, description="simulator workers per node; default one per free core"
+    )
+    allocation: Literal["submit", "inside-job"] = Field(
+        "submit",
+        description="submit: each pool submits its own batch job; inside-job: the driver "
+        "runs inside an allocation and both pools share its nodes",
+    )
+    account: str | None = None
+    queue: str | None = None
+    walltime: str = Field("01:00:00", pattern=r"^\d{1,3}:\d{2}:\d{2}$")
+    worker_init: str = ""
+    scheduler_options: str = ""
+    encrypted: bool | None = Field(
+        None, description="encrypt HTEX traffic; default off on local, on for multi-node sites"
+    )
+
+    @model_validator(mode="after")
+    def _batch_sites_need_account(self) -> SiteConfig:
+        if self.name != "local" and self.allocation == "submit" and not self.account:
+            raise ValueError(f"site {self.name!r} submits batch jobs and needs `account`")
+        return self
+
+
+class SchedulerConfig(Strict):
+    """Overlap-scheduler behaviour."""
+
+    retries: int = Field(2, ge=0, description="extra attempts for a failed task")
+    progress: bool = True
+    strategy_period: float = Field(0.2, gt=0, description="Parsl strategy period (s)")
+
+
+class PluginConfig(Strict):
+    """A plugin picked by entry-point name plus its own options."""
+
+    name: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SimulatorConfig(PluginConfig):
+    chunk_size: int = Field(64, gt=0, description="samples per simulation task")
+
+
+class PhaseConfig(Strict):
+    """One phase of a workflow."""
+
+    samples: int = Field(gt=0, description="samples simulated for training in this phase")
+    epochs: int = Field(gt=0)
+
+
+class WorkflowConfig(PluginConfig):
+    phases: list[PhaseConfig] = Field(min_length=1)
+
+
+class TrainConfig(Strict):
+    """Trainer settings shared by every workflow."""
+
+    batch_size: int = Field(512, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
+    grad_clip: float = Field(50.0, gt=0)
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+
+
+class RunConfig(Strict):
+    """A whole campaign."""
+
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    site: SiteConfig = SiteConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    simulator: SimulatorConfig
+    model: PluginConfig | None = None
+    policy: PluginConfig | None = None
+    train: TrainConfig = TrainConfig()
+    workflow: WorkflowConfig
+
+    def fingerprint(self) -> str:
+        """Stable hash of the settings that define the data a run produces."""
+        data = self.model_dump(mode="json", exclude={"scheduler"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "<root>"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model that owns the key at ``loc`` (to list its allowed keys)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = _innermost_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _innermost_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _innermost_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "too_short": "needs at least {min_length} item(s)",
+}
+
+
+def format_validation_error(
+    err: ValidationError, model: type[BaseModel], prefix: tuple[int | str, ...] = ()
+) -> list[str]:
+    """One line per problem: ``key.path: what is wrong; what is allowed``."""
+    lines = []
+    for e in err.errors():
+        loc = prefix + tuple(e["loc"])
+        ctx = e.get("ctx") or {}
+        if e["type"] == "extra_forbidden":
+            owner = _model_at(model, tuple(e["loc"]))
+            allowed = ", ".join(owner.model_fields) if owner else "?"
+            msg = f"unknown key; allowed: {allowed}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "literal_error":
+            msg = f"got {e['input']!r}; allowed: {ctx.get('expected', '')}"
+        elif e["type"] in _MESSAGES:
+            msg = _MESSAGES[e["type"]].format(**ctx) + f" (got {e['input']!r})"
+        elif e["type"] == "value_error":
+            msg = str(ctx.get("error", e["msg"]))
+        else:
+            msg = f"{e['msg']} (got {e['input']!r})"
+        lines.append(f"{_path(loc)}: {msg}")
+    return lines
+
+
+def _check_plugin_options(cfg: RunConfig) -> list[str]:
+    """Validate each plugin section's ``options`` against the plugin's own ``Options`` model."""
+    from streamal import plugins
+
+    problems: list[str] = []
+    sections = {
+        "simulator": "simulators",
+        "model": "models",
+        "policy": "policies",
+        "workflow": "workflows",
+    }
+    for section, kind in sections.items():
+        pc: PluginConfig | None = getattr(cfg, section)
+        if pc is None:
+            continue
+        try:
+            plugin = plugins.load(kind, pc.name)
+        except PluginError as exc:
+            problems.append(f"{section}.name: {exc}")
+            continue
+        options_model = getattr(plugin, "Options", None)
+        if isinstance(options_model, type) and issubclass(options_model, BaseModel):
+            try:
+                options_model.model_validate(pc.options)
+            except ValidationError as err:
+                problems += format_validation_error(err, options_model, (section, "options"))
+    return problems
+
+
+def parse_config(data: Any, *, source: str = "<config>", check_plugins: bool = True) -> RunConfig:
+    """Validate a mapping into a :class:`RunConfig`.
+
+    Raises:
+        ConfigError: One line per problem, each naming its key path.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: the top level must be a mapping of keys, got {type(data).__name__}"
+        )
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(
+            f"{source}: invalid configuration\n  "
+            + "\n  ".join(format_validation_error(err, RunConfig))
+        ) from None
+    problems = _check_plugin_options(cfg) if check_plugins else []
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems))
+    return cfg
+
+
+def load_config(path: str | Path, *, check_plugins: bool = True) -> RunConfig:
+    """Read a YAML file (safe loader) and validate it.
+
+    Raises:
+        ConfigError: The file is missing, is not valid YAML, or fails validation.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(data, source=str(path), check_plugins=check_plugins)

@@ -1,0 +1,168 @@
+"""NodePlan + site → ``parsl.Config`` with two pools: ``sim`` and ``train``.
+
+* ``sim``: a HighThroughputExecutor with one worker per simulator core, each pinned to its
+  core (``cpu_affinity="list:c0:c1:..."``) and no GPU visible.
+* ``train``: a HighThroughputExecutor with one worker that owns every trainer core and GPU;
+  the training task itself starts the DDP ranks and pins each one (see ``streamal.train``).
+
+Sites:
+
+* ``local``: :class:`~parsl.providers.LocalProvider`, interchange bound to loopback.
+* ``polaris``: :class:`~parsl.providers.PBSProProvider` + :class:`~parsl.launchers.MpiExecLauncher`.
+* ``perlmutter``: :class:`~parsl.providers.SlurmProvider` + :class:`~parsl.launchers.SrunLauncher`.
+
+With ``site.allocation: inside-job`` the driver runs inside a batch allocation and both pools
+start on the allocation's nodes through the site's MPI launcher (LocalProvider), so each node
+is split between the pools exactly as the NodePlan says.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamal.node import NodePlan
+
+if TYPE_CHECKING:
+    import parsl
+
+    from streamal.config import SchedulerConfig, SiteConfig
+
+SIM_POOL = "sim"
+TRAIN_POOL = "train"
+POOLS = (SIM_POOL, TRAIN_POOL)
+LOOPBACK = "127.0.0.1"
+HIDE_GPUS = "export CUDA_VISIBLE_DEVICES=''"
+
+
+def affinity_list(groups: list[tuple[int, ...]]) -> str:
+    """Parsl ``cpu_affinity`` for workers pinned to ``groups`` (worker i → groups[i])."""
+    return "list:" + ":".join(",".join(str(c) for c in g) for g in groups)
+
+
+def _join(*cmds: str) -> str:
+    return "; ".join(c for c in cmds if c)
+
+
+def _provider(site: SiteConfig, *, pool: str, cores_per_node: int, gpus: int, worker_init: str):
+    """The Parsl provider of one pool for a site."""
+    from parsl.launchers import MpiExecLauncher, SingleNodeLauncher, SrunLauncher
+    from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
+
+    blocks = {"init_blocks": 1, "min_blocks": 1, "max_blocks": 1}
+    if site.name == "local":
+        return LocalProvider(launcher=SingleNodeLauncher(), worker_init=worker_init, **blocks)
+    if site.name == "polaris":
+        launcher = MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=64 --ppn 1")
+        if site.allocation == "inside-job":
+            return LocalProvider(
+                nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **blocks
+            )
+        return PBSProProvider(
+            account=site.account,
+            queue=site.queue or "debug",
+            select_options=f"ngpus={gpus}" if gpus else "",
+            scheduler_options=_join(site.scheduler_options, "#PBS -l filesystems=home:eagle"),
+            worker_init=worker_init,
+            nodes_per_block=site.nodes,
+            cpus_per_node=cores_per_node,
+            launcher=launcher,
+            walltime=site.walltime,
+            **blocks,
+        )
+    if site.name == "perlmutter":
+        launcher = SrunLauncher(overrides=f"--cpus-per-task={cores_per_node} --gpus-per-node=4")
+        if site.allocation == "inside-job":
+            return LocalProvider(
+                nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **blocks
+            )
+        return SlurmProvider(
+            account=site.account,
+            qos=site.queue or "regular",
+            constraint="gpu",
+            nodes_per_block=site.nodes,
+            cores_per_node=cores_per_node,
+            gpus_per_node=4 if gpus else None,
+            scheduler_options=site.scheduler_options,
+            worker_init=worker_init,
+            launcher=launcher,
+            walltime=site.walltime,
+            exclusive=True,
+            **blocks,
+        )
+    raise ValueError(f"site.name: unknown site {site.name!r}")
+
+
+def build_parsl_config(
+    plan: NodePlan,
+    site: SiteConfig,
+    scheduler: SchedulerConfig,
+    run_dir: str | Path,
+) -> parsl.Config:
+    """The ``parsl.Config`` with the ``sim`` and ``train`` pools of a NodePlan.
+
+    Nothing is submitted or started: this only builds objects.
+    """
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+
+    local = site.name == "local"
+    encrypted = site.encrypted if site.encrypted is not None else not local
+    address = {"address": LOOPBACK, "loopback_address": LOOPBACK} if local else {}
+    common = {
+        "encrypted": encrypted,
+        "heartbeat_period": 5,
+        "heartbeat_threshold": 30,
+        "poll_period": 10,
+        **address,
+    }
+    sim = HighThroughputExecutor(
+        label=SIM_POOL,
+        max_workers_per_node=len(plan.sim_cores),
+        cpu_affinity=affinity_list([(c,) for c in plan.sim_cores]),
+        available_accelerators=(),
+        provider=_provider(
+            site,
+            pool=SIM_POOL,
+            cores_per_node=len(plan.sim_cores),
+            gpus=0,
+            worker_init=_join(site.worker_init, HIDE_GPUS),
+        ),
+        **common,
+    )
+    gpus = plan.gpus
+    train = HighThroughputExecutor(
+        label=TRAIN_POOL,
+        max_workers_per_node=1,
+        cpu_affinity=affinity_list([plan.trainer_cores]),
+        available_accelerators=[",".join(str(g) for g in gpus)] if gpus else (),
+        provider=_provider(
+            site,
+            pool=TRAIN_POOL,
+            cores_per_node=len(plan.trainer_cores),
+            gpus=len(gpus),
+            worker_init=site.worker_init,
+        ),
+        **common,
+    )
+    return Config(
+        executors=[sim, train],
+        run_dir=str(Path(run_dir) / "runinfo"),
+        strategy_period=scheduler.strategy_period,
+        retries=0,  # the streamal scheduler retries, so each attempt gets its own record
+        initialize_logging=False,
+        usage_tracking=0,
+    )
+
+
+def ensure_worker_commands_on_path() -> None:
+    """Parsl starts ``interchange.py`` and ``process_worker_pool.py`` from ``PATH``.
+
+    Put this interpreter's script directory first so a venv works without activation.
+    """
+    bindir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in path:
+        os.environ["PATH"] = os.pathsep.join([bindir, *path])

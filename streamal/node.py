@@ -1,0 +1,247 @@
+"""Node topology and the plan that splits a node between the simulator pool and trainer ranks.
+
+Trainer rank ``k`` is placed on the ``k``-th GPU ordered by the GPU's NUMA domain and gets
+``cores_per_rank`` cores inside that domain; on a node without GPUs the ranks are spread
+round-robin across NUMA domains. Every other usable core goes to the simulator pool. On
+Polaris this reproduces the paper's binding: rank ``k`` on cores ``{8k, 8k+1}`` with GPU ``3-k``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from streamal.errors import ConfigError
+
+if TYPE_CHECKING:
+    from streamal.config import SiteConfig
+
+SYS_NODE = Path("/sys/devices/system/node")
+SYS_PCI = Path("/sys/bus/pci/devices")
+NVIDIA_VENDOR = "0x10de"
+GPU_PCI_CLASSES = ("0x030000", "0x030200")
+DEFAULT_CORES_PER_RANK = 2
+
+
+def parse_cpulist(text: str) -> list[int]:
+    """``"0-3,8,10-11"`` → ``[0, 1, 2, 3, 8, 10, 11]``."""
+    cores: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cores.extend(range(int(lo), int(hi or lo) + 1))
+    return cores
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU by its CUDA index (PCI bus order) and the NUMA domain it hangs off."""
+
+    index: int
+    numa: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Usable cores, NUMA domains (each a tuple of usable cores) and GPUs of one node."""
+
+    cores: tuple[int, ...]
+    numa_domains: tuple[tuple[int, ...], ...]
+    gpus: tuple[Gpu, ...] = ()
+
+    @classmethod
+    def discover(cls) -> Topology:
+        """Read this node: affinity mask, ``/sys`` NUMA nodes, NVIDIA GPUs on the PCI bus."""
+        usable = sorted(os.sched_getaffinity(0))
+        domains: list[tuple[int, ...]] = []
+        numa_ids: list[int] = []
+        for node_dir in sorted(SYS_NODE.glob("node[0-9]*"), key=lambda p: int(p.name[4:])):
+            try:
+                cores = parse_cpulist((node_dir / "cpulist").read_text())
+            except OSError:
+                continue
+            mine = tuple(c for c in cores if c in usable)
+            if mine:
+                domains.append(mine)
+                numa_ids.append(int(node_dir.name[4:]))
+        covered = {c for d in domains for c in d}
+        if not domains or covered != set(usable):
+            domains = [tuple(usable)]
+            numa_ids = [0]
+        gpus = []
+        for i, numa in enumerate(_nvidia_gpu_numa_nodes()):
+            domain = numa_ids.index(numa) if numa in numa_ids else 0
+            gpus.append(Gpu(index=i, numa=domain))
+        return cls(tuple(usable), tuple(domains), tuple(gpus))
+
+
+def _nvidia_gpu_numa_nodes() -> list[int]:
+    """NUMA node of each NVIDIA GPU, in PCI bus order (``CUDA_DEVICE_ORDER=PCI_BUS_ID``)."""
+    found = []
+    for dev in sorted(SYS_PCI.glob("*")):
+        try:
+            vendor = (dev / "vendor").read_text().strip()
+            pci_class = (dev / "class").read_text().strip()
+        except OSError:
+            continue
+        if vendor == NVIDIA_VENDOR and pci_class in GPU_PCI_CLASSES:
+            try:
+                numa = int((dev / "numa_node").read_text())
+            except (OSError, ValueError):
+                numa = 0
+            found.append(max(numa, 0))
+    return found
+
+
+def _numa_gpu_node(cores: int, domains: int, gpu_of_domain: dict[int, int]) -> Topology:
+    per = cores // domains
+    numa = tuple(tuple(range(k * per, (k + 1) * per)) for k in range(domains))
+    gpus = tuple(sorted((Gpu(g, d) for d, g in gpu_of_domain.items()), key=lambda g: g.index))
+    return Topology(tuple(range(cores)), numa, gpus)
+
+
+#: Built-in site profiles: one compute node of each machine.
+SITE_TOPOLOGIES: dict[str, Topology] = {
+    # ALCF Polaris: 32-core Milan, 4 NUMA domains of 8, GPU0↔NUMA3 … GPU3↔NUMA0.
+    "polaris": _numa_gpu_node(32, 4, {3: 0, 2: 1, 1: 2, 0: 3}),
+    # NERSC Perlmutter GPU node: 64 cores, 4 NUMA domains of 16, GPU 3−k ↔ NUMA k.
+    "perlmutter": _numa_gpu_node(64, 4, {3: 0, 2: 1, 1: 2, 0: 3}),
+}
+
+
+def site_topology(site: str) -> Topology:
+    """The topology of a site profile; ``local`` is discovered from this node."""
+    if site == "local":
+        return Topology.discover()
+    if site not in SITE_TOPOLOGIES:
+        raise ConfigError(
+            f"site.name: unknown site {site!r}; allowed: local, {', '.join(SITE_TOPOLOGIES)}"
+        )
+    return SITE_TOPOLOGIES[site]
+
+
+@dataclass(frozen=True)
+class TrainerRank:
+    """One DDP rank: its pinned cores and its GPU (``None`` on a CPU-only node)."""
+
+    rank: int
+    cores: tuple[int, ...]
+    gpu: int | None
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """Which cores and GPUs each pool owns on one node."""
+
+    site: str
+    sim_cores: tuple[int, ...]
+    trainer_ranks: tuple[TrainerRank, ...]
+
+    @property
+    def trainer_cores(self) -> tuple[int, ...]:
+        return tuple(c for r in self.trainer_ranks for c in r.cores)
+
+    @property
+    def gpus(self) -> tuple[int, ...]:
+        return tuple(r.gpu for r in self.trainer_ranks if r.gpu is not None)
+
+    def to_json(self) -> dict:
+        """``{"site", "sim_cores", "trainer_ranks": [{"rank", "cores", "gpu"}]}``."""
+        return {
+            "site": self.site,
+            "sim_cores": list(self.sim_cores),
+            "trainer_ranks": [
+                {"rank": r.rank, "cores": list(r.cores), "gpu": r.gpu} for r in self.trainer_ranks
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> NodePlan:
+        ranks = tuple(
+            TrainerRank(r["rank"], tuple(r["cores"]), r["gpu"]) for r in data["trainer_ranks"]
+        )
+        return cls(data["site"], tuple(data["sim_cores"]), ranks)
+
+    @classmethod
+    def build(
+        cls,
+        topology: Topology,
+        *,
+        site: str = "local",
+        trainer_ranks: int | None = None,
+        cores_per_rank: int | None = None,
+        sim_workers: int | None = None,
+    ) -> NodePlan:
+        """Place trainer ranks NUMA-locally to their GPUs and give the rest to simulation.
+
+        ``cores_per_rank=None`` means 2, or fewer on a node too small to leave a simulator
+        core otherwise (1 rank on a 2-core laptop gets 1 core).
+
+        Raises:
+            ConfigError: The node cannot host the ranks, or no core is left to simulate.
+        """
+        n_ranks = trainer_ranks or max(len(topology.gpus), 1)
+        if cores_per_rank is None:
+            cores_per_rank = max(
+                1, min(DEFAULT_CORES_PER_RANK, (len(topology.cores) - 1) // n_ranks)
+            )
+        free = {d: list(cores) for d, cores in enumerate(topology.numa_domains)}
+        if topology.gpus:
+            if n_ranks > len(topology.gpus):
+                raise ConfigError(
+                    f"site.trainer_ranks: {n_ranks} ranks but the node has "
+                    f"{len(topology.gpus)} GPUs; allowed: 1..{len(topology.gpus)}"
+                )
+            gpus = sorted(topology.gpus, key=lambda g: (g.numa, g.index))[:n_ranks]
+            placement = [(g.numa, g.index) for g in gpus]
+        else:
+            n_domains = len(topology.numa_domains)
+            placement = [(k % n_domains, None) for k in range(n_ranks)]
+        ranks = []
+        for k, (domain, gpu) in enumerate(placement):
+            if len(free[domain]) < cores_per_rank:
+                raise ConfigError(
+                    f"site.cores_per_rank: rank {k} needs {cores_per_rank} cores in NUMA domain "
+                    f"{domain}, only {len(free[domain])} left "
+                    f"(node has {len(topology.cores)} usable cores)"
+                )
+            cores, free[domain] = free[domain][:cores_per_rank], free[domain][cores_per_rank:]
+            ranks.append(TrainerRank(k, tuple(cores), gpu))
+        sim = sorted(c for cores in free.values() for c in cores)
+        if not sim:
+            raise ConfigError(
+                f"site.cores_per_rank: {n_ranks} rank(s) x {cores_per_rank} cores leave no core "
+                f"for the simulator pool on a node with {len(topology.cores)} usable cores; "
+                "lower site.cores_per_rank or site.trainer_ranks"
+            )
+        if sim_workers is not None:
+            if sim_workers > len(sim):
+                raise ConfigError(
+                    f"site.sim_workers: {sim_workers} workers but only {len(sim)} simulator "
+                    f"cores are free; allowed: 1..{len(sim)}"
+                )
+            sim = sim[:sim_workers]
+        return cls(site, tuple(sim), tuple(ranks))
+
+
+def plan_for(site_cfg: SiteConfig) -> NodePlan:
+    """The NodePlan of a :class:`~streamal.config.SiteConfig`."""
+    return NodePlan.build(
+        site_topology(site_cfg.name),
+        site=site_cfg.name,
+        trainer_ranks=site_cfg.trainer_ranks,
+        cores_per_rank=site_cfg.cores_per_rank,
+        sim_workers=site_cfg.sim_workers,
+    )
+
+
+def describe(plan: NodePlan) -> str:
+    """Human-readable lines for ``streamal plan``."""
+    lines = [f"site {plan.site}: {len(plan.sim_cores)} simulator cores {list(plan.sim_cores)}"]
+    for r in plan.trainer_ranks:
+        gpu = f"GPU {r.gpu}" if r.gpu is not None else "no GPU"
+        lines.append(f"  trainer rank {r.rank}: cores {list(r.cores)}, {gpu}")
+    return "\n".join(lines)

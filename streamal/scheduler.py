@@ -1,0 +1,261 @@
+"""The overlap scheduler: asyncio on top of Parsl futures, one timeline record per attempt.
+
+Example::
+
+    async with Scheduler(parsl_config, run_dir="runs/x") as sched:
+        sim = sched.start("sim", simulate_chunk, chunk, phase="S1", name="S1/chunk-3")
+        model = await sched.submit("train", train, view, phase="T0", name="T0")
+        samples = await sim
+
+Any number of tasks may be in flight per pool (Parsl queues them on the pool's workers).
+A failed attempt is retried up to ``retries`` times; each attempt leaves a
+:class:`~streamal.timeline.TaskRecord`. :meth:`TaskHandle.cancel` asks a running task to stop
+through its :class:`~streamal.task.CancelToken`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streamal.errors import StreamalError
+from streamal.executors import POOLS, ensure_worker_commands_on_path
+from streamal.progress import PoolProgress
+from streamal.task import CancelToken, TaskOutcome, execute
+from streamal.timeline import TaskRecord, Timeline
+
+if TYPE_CHECKING:
+    import parsl
+
+
+class TaskFailed(StreamalError):
+    """A task failed on every attempt."""
+
+    def __init__(self, name: str, attempts: int, error: str, traceback: str = "") -> None:
+        super().__init__(f"task {name!r} failed after {attempts} attempt(s): {error}")
+        self.name = name
+        self.attempts = attempts
+        self.error = error
+        self.traceback = traceback
+
+
+class TaskCancelledError(StreamalError):
+    """A task stopped because it was cancelled."""
+
+
+class TaskHandle:
+    """An in-flight task: await it for the result, :meth:`cancel` to ask it to stop."""
+
+    def __init__(self, task: asyncio.Task, token: CancelToken, name: str, task_id: int) -> None:
+        self._task = task
+        self.token = token
+        self.name = name
+        self.id = task_id
+
+    def cancel(self) -> None:
+        """Ask the task to stop; it returns once it polls its token (or before it starts)."""
+        self.token.set()
+
+    def done(self) -> bool:
+        return self._task.done()
+
+    def __await__(self):
+        return self._task.__await__()
+
+
+class Scheduler:
+    """Submits functions to Parsl pools from asyncio and records every attempt.
+
+    Args:
+        parsl_config: The ``parsl.Config`` to load
+            (see :func:`streamal.executors.build_parsl_config`).
+        run_dir: Where ``timeline.json(l)`` and cancel tokens live; a temporary folder if None.
+        retries: Extra attempts after a failure, unless a call overrides it.
+        progress: Show a live rich display per pool.
+    """
+
+    def __init__(
+        self,
+        parsl_config: parsl.Config,
+        *,
+        run_dir: str | Path | None = None,
+        retries: int = 2,
+        progress: bool = True,
+        pools: tuple[str, ...] = POOLS,
+    ) -> None:
+        self.parsl_config = parsl_config
+        self._tmp = None if run_dir is not None else tempfile.TemporaryDirectory()
+        self.run_dir = Path(run_dir if run_dir is not None else self._tmp.name)
+        self.retries = retries
+        self.pools = pools
+        self.timeline = Timeline(self.run_dir)
+        self.progress = PoolProgress(pools, enabled=progress)
+        self._apps: dict[str, Callable[..., Any]] = {}
+        self._dfk = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> Scheduler:
+        import parsl
+        from parsl import python_app
+
+        ensure_worker_commands_on_path()
+        self._dfk = await asyncio.to_thread(parsl.load, self.parsl_config)
+        for pool in self.pools:
+            self._apps[pool] = python_app(execute, executors=[pool], data_flow_kernel=self._dfk)
+        self.progress.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop pending tasks, shut Parsl down, write ``timeline.json``."""
+        for t in list(self._tasks):
+            if not t.done():
+                t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.progress.stop()
+        if self._dfk is not None:
+            import parsl
+
+            dfk, self._dfk = self._dfk, None
+            await asyncio.to_thread(dfk.cleanup)
+            parsl.clear()
+        self.timeline.write()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def start(
+        self,
+        pool: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        phase: str = "",
+        name: str | None = None,
+        retries: int | None = None,
+        info: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TaskHandle:
+        """Submit ``fn(*args, **kwargs)`` to ``pool`` and return at once.
+
+        ``fn`` must be importable by the workers (a module-level function).
+        ``info`` is copied into the task's timeline records (e.g. ``{"samples": 64}``).
+        """
+        if pool not in self._apps:
+            raise StreamalError(
+                f"unknown pool {pool!r} or scheduler not started; pools: {list(self.pools)}"
+            )
+        task_id = self.timeline.next_id()
+        name = name or f"{getattr(fn, '__name__', 'task')}-{task_id}"
+        token = CancelToken(str(self.run_dir / "cancel" / f"task-{task_id}"))
+        attempts = 1 + (self.retries if retries is None else retries)
+        coro = self._run(pool, fn, args, kwargs, task_id, name, phase, token, attempts, info or {})
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return TaskHandle(task, token, name, task_id)
+
+    async def submit(self, pool: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Submit and wait: ``await scheduler.submit(pool, fn, *args, phase=..., name=...)``."""
+        return await self.start(pool, fn, *args, **kwargs)
+
+    async def _run(
+        self,
+        pool: str,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        task_id: int,
+        name: str,
+        phase: str,
+        token: CancelToken,
+        attempts: int,
+        info: dict[str, Any],
+    ) -> Any:
+        for attempt in range(1, attempts + 1):
+            submitted = time.time()
+            self.progress.submitted(pool)
+            try:
+                future = self._apps[pool](fn, args, kwargs, token)
+                outcome: TaskOutcome = await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                token.set()
+                self._record(
+                    task_id,
+                    name,
+                    pool,
+                    phase,
+                    attempt,
+                    submitted,
+                    TaskOutcome(cancelled=True),
+                    "cancelled",
+                    info,
+                )
+                raise
+            except Exception as exc:  # noqa: BLE001 - lost worker, serialisation, ...
+                outcome = TaskOutcome(
+                    error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__
+                )
+            if outcome.cancelled:
+                self._record(
+                    task_id, name, pool, phase, attempt, submitted, outcome, "cancelled", info
+                )
+                raise TaskCancelledError(f"task {name!r} was cancelled")
+            if outcome.error is None:
+                self._record(task_id, name, pool, phase, attempt, submitted, outcome, "done", info)
+                return outcome.value
+            last = attempt == attempts
+            self._record(
+                task_id,
+                name,
+                pool,
+                phase,
+                attempt,
+                submitted,
+                outcome,
+                "failed" if last else "retried",
+                info,
+            )
+            if last:
+                trace = outcome.value if isinstance(outcome.value, str) else ""
+                raise TaskFailed(name, attempts, outcome.error, trace)
+        raise AssertionError("unreachable")
+
+    def _record(
+        self,
+        task_id: int,
+        name: str,
+        pool: str,
+        phase: str,
+        attempt: int,
+        submitted: float,
+        outcome: TaskOutcome,
+        status: str,
+        info: dict[str, Any],
+    ) -> None:
+        self.progress.finished(pool, status)
+        self.timeline.add(
+            TaskRecord(
+                id=task_id,
+                name=name,
+                pool=pool,
+                phase=phase,
+                attempt=attempt,
+                submitted=submitted,
+                started=outcome.started or None,
+                ended=outcome.ended or None,
+                returned=time.time(),
+                status=status,
+                error=outcome.error,
+                worker_cores=list(outcome.worker_cores),
+                host=outcome.host,
+                pid=outcome.pid,
+                info=dict(info),
+            )
+        )
