@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -29,9 +30,17 @@ def available(kind: str) -> list[str]:
 def load(kind: str, name: str) -> Any:
     """The object registered as ``name`` in the group for ``kind``.
 
+    ``name`` may also be an import path ``"package.module:Attribute"``.
+
     Raises:
         PluginError: ``name`` is not installed; the message lists the installed ones.
     """
+    if ":" in name:  # "package.module:Attribute", for plugins that are not installed
+        module, _, attr = name.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"cannot load {kind[:-1]} {name!r}: {exc}") from None
     eps = _entry_points(kind)
     if name not in eps:
         raise PluginError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -165,6 +166,34 @@ class ParameterSpace:
                     raise ParameterError(
                         f"sample {i} ({c.name}): |{p} - {q}| = {abs(vp - vq):.3g} must be > {eps}"
                     )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (see :meth:`from_dict`)."""
+        return {
+            "param_names": list(self.param_names),
+            "classes": [
+                {
+                    "name": c.name,
+                    "bounds": {k: list(v) for k, v in c.bounds.items()},
+                    "tied": dict(c.tied),
+                    "min_separation": [[p, q, eps] for (p, q), eps in c.min_separation.items()],
+                }
+                for c in self.classes
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ParameterSpace:
+        classes = tuple(
+            ClassSpace(
+                c["name"],
+                {k: (float(v[0]), float(v[1])) for k, v in c["bounds"].items()},
+                dict(c.get("tied", {})),
+                {(p, q): float(eps) for p, q, eps in c.get("min_separation", [])},
+            )
+            for c in data["classes"]
+        )
+        return cls(tuple(data["param_names"]), classes)
 
     def subset(self, class_names: Sequence[str]) -> ParameterSpace:
         """The same space restricted to some classes, in the given order."""

@@ -144,6 +144,8 @@ class SampleStore:
             raise StoreError(
                 f"{self.path}: a new store needs param_names, class_names and input_shape"
             )
+        if not exists:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._file = h5py.File(self.path, mode)
         except OSError as exc:

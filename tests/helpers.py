@@ -42,3 +42,44 @@ def poll_until_cancelled(limit: float) -> str:
         raise_if_cancelled()
         time.sleep(0.05)
     return "not cancelled"
+
+
+class TinyModel:
+    """A small model plugin (import path ``tests.helpers:TinyModel``) for trainer tests."""
+
+    name = "tiny"
+
+    def __new__(cls, space, input_shape, **options):
+        from streamal.model import ModelPlugin
+
+        class _Tiny(ModelPlugin):
+            name = "tiny"
+
+            def build(self):
+                from torch import nn
+
+                return nn.Sequential(nn.Flatten(), nn.Linear(int(self.input_shape[-1]), 16),
+                                     nn.ReLU(), nn.Linear(16, len(self.space.classes) + 1))
+
+            def encode_targets(self, classes, params):
+                import numpy as np
+
+                return np.asarray(params[:, :1], dtype=np.float32)
+
+            def loss(self, output, classes, targets):
+                import torch.nn.functional as F
+
+                k = len(self.space.classes)
+                ce = F.cross_entropy(output[:, :k], classes)
+                mse = ((output[:, k:] - targets) ** 2).mean()
+                return ce + mse, {"class_loss": float(ce), "mse": float(mse)}
+
+            def metrics(self, output, classes, targets):
+                import torch.nn.functional as F
+
+                k = len(self.space.classes)
+                return {"class_loss": float(F.cross_entropy(output[:, :k], classes)),
+                        "mse": float(((output[:, k:] - targets) ** 2).mean()),
+                        "accuracy": float((output[:, :k].argmax(1) == classes).float().mean())}
+
+        return _Tiny(space, input_shape, **options)

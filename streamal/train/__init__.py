@@ -1,0 +1,1 @@
+"""DDP training inside the train pool: spec, launcher, rank process, checkpoints."""

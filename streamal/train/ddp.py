@@ -1,0 +1,100 @@
+"""The training task: runs inside the ``train`` pool's worker and starts the DDP ranks.
+
+Each rank is a fresh ``python -m streamal.train.rank`` process, pinned to its NodePlan cores
+before ``exec`` and with the OpenMP affinity variables HTEX exported removed (they would put
+every torch thread on one core). Each rank sees only its own GPU. Ranks rendezvous over TCP on
+loopback (``MASTER_ADDR=127.0.0.1``); gloo on CPU, NCCL when every rank has a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streamal.errors import StreamalError
+from streamal.train.spec import RankSpec, TrainSpec
+
+AFFINITY_VARIABLES = ("GOMP_CPU_AFFINITY", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES")
+
+
+class TrainingError(StreamalError):
+    """A DDP rank failed; the message carries the end of its stderr."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_environment(rank: RankSpec, world: int, port: int, base: dict[str, str]) -> dict[str, str]:
+    """The environment of one rank process."""
+    env = {k: v for k, v in base.items() if k not in AFFINITY_VARIABLES}
+    env.update({
+        "RANK": str(rank.rank), "LOCAL_RANK": str(rank.rank), "WORLD_SIZE": str(world),
+        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+        "OMP_NUM_THREADS": str(max(1, len(rank.cores))),
+        "MKL_NUM_THREADS": str(max(1, len(rank.cores))),
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "CUDA_VISIBLE_DEVICES": "" if rank.gpu is None else str(rank.gpu),
+        "LOCAL_RANK_DEVICE": "0",
+    })
+    return env
+
+
+def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
+    """Run one DDP training to completion; return the best checkpoint, history and rank reports.
+
+    Raises:
+        TrainingError: A rank exited non-zero (the others are stopped).
+    """
+    out = Path(spec.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    spec_path = spec.write(out / "spec.json")
+    port = _free_port()
+    base = dict(os.environ)
+    procs: list[tuple[RankSpec, subprocess.Popen, Path]] = []
+    try:
+        for r in spec.ranks:
+            log = out / f"rank-{r.rank}.log"
+            cores = set(r.cores)
+            procs.append((r, subprocess.Popen(
+                [sys.executable, "-m", "streamal.train.rank", str(spec_path), str(r.rank)],
+                env=rank_environment(r, spec.world_size, port, base),
+                stdout=open(log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+                preexec_fn=(lambda c=cores: os.sched_setaffinity(0, c)) if cores else None,
+            ), log))
+        deadline = None if timeout is None else time.time() + timeout
+        while any(p.poll() is None for _, p, _ in procs):
+            failed = [(r, p, log) for r, p, log in procs if p.poll() not in (None, 0)]
+            if failed or (deadline is not None and time.time() > deadline):
+                break
+            time.sleep(0.2)
+        failed = [(r, p, log) for r, p, log in procs if p.poll() not in (None, 0)]
+        if failed or any(p.poll() is None for _, p, _ in procs):
+            r, p, log = failed[0] if failed else procs[0]
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            why = f"exited with status {p.returncode}" if failed else "timed out"
+            raise TrainingError(f"DDP rank {r.rank} {why}:\n{tail}")
+    finally:
+        for _, p, _ in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    ranks = [json.loads((out / f"rank-{r.rank}.json").read_text()) for r in spec.ranks]
+    history_path = out / "history.json"
+    return {
+        "phase": spec.phase,
+        "best_checkpoint": str(out / "best.pt"),
+        "history": json.loads(history_path.read_text()) if history_path.exists() else [],
+        "ranks": ranks,
+        "test": ranks[0].get("test"),
+        "world_size": spec.world_size,
+        "n_train": len(spec.train_rows),
+    }

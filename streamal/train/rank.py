@@ -1,0 +1,193 @@
+"""One DDP rank: ``python -m streamal.train.rank SPEC_JSON RANK``.
+
+The launcher (:mod:`streamal.train.ddp`) starts this process already pinned to its cores
+(``sched_setaffinity`` before ``exec``) with ``GOMP_CPU_AFFINITY``/``KMP_AFFINITY`` removed, so
+torch — imported only here, after the pinning — sizes its thread pool to the rank's cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamal.train.checkpoint import load_checkpoint, save_checkpoint
+from streamal.train.spec import TrainSpec
+
+
+def _read_rows(spec: TrainSpec, rows: list[int], plugin) -> tuple[np.ndarray, ...]:  # noqa: ANN001
+    """Inputs, classes and targets of some store rows (read-only, retried on a busy file)."""
+    import h5py
+
+    idx = np.asarray(sorted(rows), dtype=np.int64)
+    for attempt in range(5):
+        try:
+            with h5py.File(spec.store, "r", locking=False) as f:
+                g = f["samples"]
+                if len(idx) == 0:
+                    x = np.empty((0, *spec.input_shape), np.float32)
+                    c = np.empty(0, np.int64)
+                    p = np.empty((0, g["params"].shape[1]))
+                else:
+                    x, c, p = g["inputs"][idx], g["classes"][idx].astype(np.int64), g["params"][idx]
+            break
+        except OSError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    return plugin.encode_inputs(x), c, plugin.encode_targets(c, p)
+
+
+def _evaluate(model, plugin, data, device, batch: int) -> tuple[Any, Any, Any]:  # noqa: ANN001
+    """Model output on a whole split, in batches, without gradients."""
+    import torch
+
+    x, c, y = data
+    outs = []
+    model.eval()
+    with torch.no_grad():
+        for s in range(0, len(x), batch):
+            outs.append(model(torch.from_numpy(x[s : s + batch]).to(device)).cpu())
+    model.train()
+    out = torch.cat(outs) if outs else torch.empty(0)
+    return out, torch.from_numpy(c), torch.from_numpy(y)
+
+
+def _gather_metrics(model, plugin, data, device, batch, rank, world):  # noqa: ANN001
+    """Each rank evaluates a contiguous shard; rank 0 computes metrics on the whole split."""
+    import torch
+    import torch.distributed as dist
+
+    x, c, y = data
+    shard = np.array_split(np.arange(len(x)), world)[rank]
+    out, _, _ = _evaluate(model, plugin, (x[shard], c[shard], y[shard]), device, batch)
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, out.numpy())
+    if rank != 0 or len(x) == 0:
+        return None
+    full = torch.from_numpy(np.concatenate(gathered))
+    return plugin.metrics(full, torch.from_numpy(c), torch.from_numpy(y))
+
+
+def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
+    """Train this rank's share; rank 0 writes checkpoints and the history."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    from streamal import plugins
+    from streamal.space import ParameterSpace
+
+    me = spec.ranks[rank]
+    torch.set_num_threads(max(1, len(me.cores)))
+    world = spec.world_size
+    backend = spec.resolved_backend()
+    if me.gpu is not None:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK_DEVICE", "0")))
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group(backend, rank=rank, world_size=world)
+    out_dir = Path(spec.out_dir)
+    report: dict[str, Any] = {
+        "rank": rank, "pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0)),
+        "planned_cores": list(me.cores), "gpu": me.gpu, "device": str(device),
+        "torch_threads": torch.get_num_threads(), "backend": backend,
+    }
+    plugin = plugins.load("models", spec.model)(
+        ParameterSpace.from_dict(spec.space), spec.input_shape, **spec.model_options
+    )
+    torch.manual_seed(spec.seed)
+    model = plugin.build().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
+    start_epoch, best = 0, float("inf")
+    last = out_dir / "last.pt"
+    if last.exists():  # a retried task continues from its last completed epoch
+        state = load_checkpoint(last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best_loss"])
+        report["resumed_from_epoch"] = start_epoch
+    elif spec.warm_start:
+        model.load_state_dict(load_checkpoint(spec.warm_start)["model"])
+        report["warm_start"] = spec.warm_start
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if me.gpu is not None else None)
+
+    train = _read_rows(spec, spec.train_rows, plugin)
+    val = _read_rows(spec, spec.val_rows, plugin)
+    dataset = TensorDataset(*(torch.from_numpy(a) for a in train))
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
+                                 seed=spec.seed)
+    per_rank_batch = max(1, spec.batch_size // world)
+    loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=sampler)
+    report["train_samples_seen_per_epoch"] = len(sampler)
+
+    history_path = out_dir / "history.json"
+    history = json.loads(history_path.read_text()) if history_path.exists() and start_epoch else []
+    for epoch in range(start_epoch, spec.epochs):
+        stop = [bool(spec.cancel_path and os.path.exists(spec.cancel_path))]
+        dist.broadcast_object_list(stop, src=0)  # every rank stops at the same epoch
+        if stop[0]:
+            report["cancelled_at_epoch"] = epoch
+            break
+        t0 = time.time()
+        sampler.set_epoch(epoch)
+        parts_sum: dict[str, float] = {}
+        n_batches = 0
+        for x, c, y in loader:
+            x, c, y = x.to(device), c.to(device), y.to(device)
+            loss, parts = plugin.loss(ddp(x), c, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(ddp.parameters(), spec.grad_clip)
+            optimizer.step()
+            n_batches += 1
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
+        train_time = time.time() - t0
+        metrics = _gather_metrics(model, plugin, val, device, per_rank_batch * 4, rank, world)
+        if rank == 0:
+            val_loss = metrics["class_loss"] + metrics["mse"] if metrics else float("nan")
+            entry = {"epoch": epoch, "train_s": train_time, "epoch_s": time.time() - t0,
+                     **{f"train_{k}": v / max(n_batches, 1) for k, v in parts_sum.items()},
+                     **{f"val_{k}": v for k, v in (metrics or {}).items()}}
+            history.append(entry)
+            if metrics and val_loss < best:
+                best = val_loss
+                save_checkpoint(out_dir / "best.pt", model=model.state_dict(), epoch=epoch,
+                                metrics=metrics, model_name=spec.model,
+                                model_options=spec.model_options)
+            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            epoch=epoch, best_loss=best)
+            history_path.write_text(json.dumps(history, indent=1))
+        dist.barrier()
+    if rank == 0 and not (out_dir / "best.pt").exists():  # no validation split: keep the last
+        save_checkpoint(out_dir / "best.pt", model=model.state_dict(), epoch=spec.epochs - 1,
+                        metrics={}, model_name=spec.model, model_options=spec.model_options)
+    dist.barrier()
+    if spec.test_rows:
+        model.load_state_dict(load_checkpoint(out_dir / "best.pt")["model"])
+        test = _read_rows(spec, spec.test_rows, plugin)
+        report["test"] = _gather_metrics(model, plugin, test, device, per_rank_batch * 4, rank,
+                                         world)
+    dist.destroy_process_group()
+    return report
+
+
+def main(argv: list[str]) -> int:
+    spec = TrainSpec.from_json(Path(argv[0]).read_text())
+    rank = int(argv[1])
+    report = run_rank(spec, rank)
+    path = Path(spec.out_dir) / f"rank-{rank}.json"
+    path.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

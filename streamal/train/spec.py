@@ -1,0 +1,89 @@
+"""What a training task needs, as plain data that crosses process boundaries (JSON)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RankSpec:
+    """One DDP rank's placement."""
+
+    rank: int
+    cores: tuple[int, ...]
+    gpu: int | None
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """Everything a DDP training task reads.
+
+    Attributes:
+        store: Path of the HDF5 sample store.
+        train_rows / val_rows / test_rows: Store rows of each split (committed before the task).
+        model: Model plugin name; ``model_options`` its options.
+        space: ``{"param_names": [...], "classes": [{name, bounds, tied, min_separation}]}``.
+        out_dir: Where ``best.pt``, ``last.pt``, ``history.json`` and rank reports go.
+        warm_start: A previous phase's ``best.pt`` to start from (weights only).
+        ranks: Placement of every rank (world size = ``len(ranks)``).
+        backend: ``gloo``, ``nccl`` or ``auto`` (NCCL when every rank has a GPU).
+        cancel_path: A file whose existence asks the ranks to stop after the current epoch.
+    """
+
+    store: str
+    train_rows: list[int]
+    val_rows: list[int]
+    test_rows: list[int]
+    model: str
+    model_options: dict[str, Any]
+    space: dict[str, Any]
+    input_shape: tuple[int, ...]
+    out_dir: str
+    epochs: int
+    ranks: tuple[RankSpec, ...]
+    batch_size: int = 512
+    learning_rate: float = 5e-4
+    grad_clip: float = 50.0
+    seed: int = 0
+    backend: str = "auto"
+    warm_start: str | None = None
+    cancel_path: str | None = None
+    phase: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.ranks)
+
+    def resolved_backend(self) -> str:
+        if self.backend != "auto":
+            return self.backend
+        return "nccl" if all(r.gpu is not None for r in self.ranks) else "gloo"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainSpec:
+        data = json.loads(text)
+        data["ranks"] = tuple(RankSpec(r["rank"], tuple(r["cores"]), r["gpu"])
+                              for r in data["ranks"])
+        data["input_shape"] = tuple(data["input_shape"])
+        return cls(**data)
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json())
+        return path
+
+
+def epochs_for_phase(n_total: int, *, base_epochs: int, base_samples: int,
+                     minimum: int = 1) -> int:
+    """Epochs ∝ 1/√N: ``base_epochs`` at ``base_samples`` training samples."""
+    if n_total <= 0:
+        return base_epochs
+    return max(minimum, round(base_epochs * math.sqrt(base_samples / n_total)))

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+
+from streamal.space import ClassSpace, ParameterSpace
+from streamal.store import SampleStore
+from streamal.train.checkpoint import load_checkpoint
+from streamal.train.ddp import TrainingError, train
+from streamal.train.spec import RankSpec, TrainSpec, epochs_for_phase
+
+SPACE = ParameterSpace(
+    ("x",), (ClassSpace("low", {"x": (0.0, 1.0)}), ClassSpace("high", {"x": (0.0, 1.0)}))
+)
+
+
+def _store(path, n=240):
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 2, n)
+    params = rng.uniform(0, 1, (n, 1))
+    grid = np.linspace(0, 1, 32)
+    inputs = np.sin(6 * grid * (1 + classes[:, None])) + params + 0.05 * rng.normal(size=(n, 32))
+    with SampleStore(path, param_names=["x"], class_names=["low", "high"], input_shape=(32,)) as s:
+        for split, rows in (
+            ("train", slice(0, 160)),
+            ("val", slice(160, 200)),
+            ("test", slice(200, 240)),
+        ):
+            s.append(
+                key=split,
+                classes=classes[rows],
+                params=params[rows],
+                inputs=inputs[rows].astype(np.float32),
+                phase=0,
+                split=split,
+                origin="uniform",
+            )
+
+
+def _spec(tmp_path, ranks, epochs=4, **kw):
+    _store(tmp_path / "s.h5")
+    return TrainSpec(
+        store=str(tmp_path / "s.h5"),
+        train_rows=list(range(160)),
+        val_rows=list(range(160, 200)),
+        test_rows=list(range(200, 240)),
+        model="tests.helpers:TinyModel",
+        model_options={},
+        space=SPACE.to_dict(),
+        input_shape=(32,),
+        out_dir=str(tmp_path / "ckpt"),
+        epochs=epochs,
+        ranks=tuple(ranks),
+        batch_size=32,
+        learning_rate=1e-2,
+        **kw,
+    )
+
+
+def test_two_rank_ddp_trains_pinned_and_checkpoints_like_one_rank(tmp_path):
+    two = train(_spec(tmp_path / "a", [RankSpec(0, (0,), None), RankSpec(1, (1,), None)]))
+    one = train(_spec(tmp_path / "b", [RankSpec(0, (0, 1), None)]))
+    for r in two["ranks"]:
+        assert r["cores"] == r["planned_cores"] == [r["rank"]]
+        assert r["torch_threads"] == 1 and r["backend"] == "gloo"
+        assert r["train_samples_seen_per_epoch"] == 80
+    assert one["ranks"][0]["cores"] == [0, 1] and one["ranks"][0]["torch_threads"] == 2
+    a, b = load_checkpoint(two["best_checkpoint"]), load_checkpoint(one["best_checkpoint"])
+    assert set(a) == set(b) and set(a["model"]) == set(b["model"])
+    assert {k: v.shape for k, v in a["model"].items()} == {
+        k: v.shape for k, v in b["model"].items()
+    }
+    assert len(two["history"]) == 4 and two["test"]["accuracy"] > 0.8
+    assert two["history"][-1]["val_class_loss"] < two["history"][0]["val_class_loss"]
+
+
+def test_warm_start_and_resume_from_last_epoch(tmp_path):
+    first = train(_spec(tmp_path / "a", [RankSpec(0, (0,), None)], epochs=2))
+    spec = _spec(
+        tmp_path / "b", [RankSpec(0, (0,), None)], epochs=3, warm_start=first["best_checkpoint"]
+    )
+    warm = train(spec)
+    assert warm["ranks"][0]["warm_start"] == first["best_checkpoint"]
+    # a retried task finds last.pt and continues instead of starting over
+    again = train(TrainSpec(**{**spec.__dict__, "epochs": 5}))
+    assert again["ranks"][0]["resumed_from_epoch"] == 3
+    assert [h["epoch"] for h in again["history"]] == [0, 1, 2, 3, 4]
+
+
+def test_a_failing_rank_is_reported_with_its_error(tmp_path):
+    spec = _spec(tmp_path, [RankSpec(0, (0,), None)])
+    bad = TrainSpec(**{**spec.__dict__, "model": "tests.helpers:NoSuchModel"})
+    with pytest.raises(TrainingError, match="NoSuchModel"):
+        train(bad)
+
+
+def test_epochs_scale_with_inverse_sqrt_of_samples():
+    assert epochs_for_phase(4500, base_epochs=400, base_samples=4500) == 400
+    assert epochs_for_phase(18000, base_epochs=400, base_samples=4500) == 200
