@@ -69,6 +69,10 @@ class ModelPlugin(ABC):
     def metrics(self, output: Any, classes: Any, targets: Any) -> dict[str, float]:
         """Evaluation metrics over a whole split (output concatenated over batches)."""
 
+    def selection_score(self, metrics: dict[str, float]) -> float:
+        """Lower is better: picks the best-validation checkpoint (class loss + MSE)."""
+        return metrics.get("class_loss", 0.0) + metrics.get("mse", 0.0)
+
     def uncertainty(self, output: Any) -> dict[str, np.ndarray]:
         """Per-sample uncertainty measures used by active-learning policies."""
         raise NotImplementedError(f"{self.name} reports no uncertainty")

@@ -83,3 +83,45 @@ class TinyModel:
                         "accuracy": float((output[:, :k].argmax(1) == classes).float().mean())}
 
         return _Tiny(space, input_shape, **options)
+
+
+def peaks_space():
+    from streamal.space import ClassSpace, ParameterSpace
+
+    return ParameterSpace(
+        ("centre", "width"),
+        (ClassSpace("narrow", {"centre": (0.2, 0.8)}, {"width": 0.02}),
+         ClassSpace("wide", {"centre": (0.2, 0.8), "width": (0.05, 0.1)})),
+    )
+
+
+def _peaks_simulator_class():
+    import numpy as np
+
+    from streamal.simulator import Simulator
+
+    class PeaksSimulator(Simulator):
+        """One Gaussian peak on 64 points; ``fail_above`` makes centres above it raise."""
+
+        name = "peaks"
+
+        def __init__(self, fail_above: float | None = None, nan_above: float | None = None):
+            self._options = {"fail_above": fail_above, "nan_above": nan_above}
+            self.space = peaks_space()
+            self.output_shape = (64,)
+
+        def _simulate(self, classes, params):
+            if self._options["fail_above"] is not None and (
+                params[:, 0] > self._options["fail_above"]
+            ).any():
+                raise RuntimeError("centre above fail_above")
+            x = np.linspace(0, 1, 64)
+            out = np.exp(-0.5 * ((x - params[:, :1]) / params[:, 1:2]) ** 2).astype(np.float32)
+            if self._options["nan_above"] is not None:
+                out[params[:, 0] > self._options["nan_above"]] = np.nan
+            return out
+
+    return PeaksSimulator
+
+
+PeaksSimulator = _peaks_simulator_class()

@@ -153,8 +153,9 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
         train_time = time.time() - t0
         metrics = _gather_metrics(model, plugin, val, device, per_rank_batch * 4, rank, world)
         if rank == 0:
-            val_loss = metrics["class_loss"] + metrics["mse"] if metrics else float("nan")
+            val_loss = plugin.selection_score(metrics) if metrics else float("nan")
             entry = {"epoch": epoch, "train_s": train_time, "epoch_s": time.time() - t0,
+                     "val_score": val_loss,
                      **{f"train_{k}": v / max(n_batches, 1) for k, v in parts_sum.items()},
                      **{f"val_{k}": v for k, v in (metrics or {}).items()}}
             history.append(entry)

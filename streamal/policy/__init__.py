@@ -1,0 +1,6 @@
+"""Policies: where to simulate next."""
+
+from streamal.policy.base import Policy, check_policy
+from streamal.policy.uniform import SweepPolicy, UniformPolicy
+
+__all__ = ["Policy", "SweepPolicy", "UniformPolicy", "check_policy"]

@@ -1,0 +1,178 @@
+"""Pictures and tables of a run: Gantt chart per pool, pool utilisation, metrics per phase,
+and a per-task-group timing table (like the paper's Table III)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from streamal.timeline import TaskRecord, load_records
+
+
+def _records(run_dir: Path) -> list[TaskRecord]:
+    for name in ("timeline.json", "timeline.jsonl"):
+        if (run_dir / name).exists():
+            return load_records(run_dir / name)
+    return []
+
+
+def phase_table(records: list[TaskRecord]) -> list[dict]:
+    """One row per task group (``phase`` label): pool, tasks, span start/end, busy seconds."""
+    groups: dict[str, list[TaskRecord]] = defaultdict(list)
+    for r in records:
+        if r.started is not None and r.ended is not None:
+            groups[r.phase or r.name].append(r)
+    if not groups:
+        return []
+    t0 = min(r.started for rs in groups.values() for r in rs)
+    rows = []
+    for phase, rs in groups.items():
+        start, end = min(r.started for r in rs), max(r.ended for r in rs)
+        rows.append({"group": phase, "pool": "/".join(sorted({r.pool for r in rs})),
+                     "tasks": len(rs), "failed": sum(r.status == "failed" for r in rs),
+                     "start_s": start - t0, "end_s": end - t0, "span_s": end - start,
+                     "busy_s": sum(r.duration for r in rs)})
+    return sorted(rows, key=lambda r: r["start_s"])
+
+
+def utilisation(records: list[TaskRecord], pool: str, workers: int,
+                resolution: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Fraction of a pool's workers busy over time (times relative to the first start)."""
+    spans = [(r.started, r.ended) for r in records
+             if r.pool == pool and r.started is not None and r.ended is not None]
+    every = [r for r in records if r.started is not None and r.ended is not None]
+    if not spans or not every:
+        return np.zeros(0), np.zeros(0)
+    t0 = min(r.started for r in every)
+    t1 = max(r.ended for r in every)
+    t = np.linspace(t0, t1, resolution)
+    busy = np.zeros_like(t)
+    for s, e in spans:
+        busy += (t >= s) & (t < e)
+    return t - t0, np.minimum(busy / max(workers, 1), 1.0)
+
+
+def _gantt(records: list[TaskRecord], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in records if r.started is not None and r.ended is not None]
+    t0 = min(r.started for r in done)
+    pools = sorted({r.pool for r in done}, key=lambda p: (p != "sim", p))
+    phases = sorted({r.phase for r in done})
+    colours = {p: plt.cm.tab20(i % 20) for i, p in enumerate(phases)}
+    fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(pools) + 0.04 * len(done)))
+    yticks, ylabels, y = [], [], 0
+    for pool in pools:
+        # one lane per worker core so concurrent tasks do not hide each other
+        lanes = sorted({tuple(r.worker_cores) for r in done if r.pool == pool})
+        for lane in lanes:
+            for r in (r for r in done if r.pool == pool and tuple(r.worker_cores) == lane):
+                hatch = "xx" if r.status != "done" else None
+                ax.barh(y, r.ended - r.started, left=r.started - t0, height=0.8,
+                        color=colours[r.phase], edgecolor="black", linewidth=0.3, hatch=hatch)
+            yticks.append(y)
+            ylabels.append(f"{pool} cores {','.join(map(str, lane))}")
+            y += 1
+        y += 0.5
+    ax.set_yticks(yticks, ylabels)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the first task started")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in phases]
+    ax.legend(handles, phases, ncol=min(8, len(phases)), fontsize=7, loc="upper center",
+              bbox_to_anchor=(0.5, -0.25 if len(pools) < 3 else -0.12))
+    ax.set_title("Tasks per pool (hatched: failed, retried or cancelled)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _utilisation_plot(records: list[TaskRecord], plan: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workers = {"sim": len(plan.get("sim_cores", [])) or 1, "train": 1}
+    fig, ax = plt.subplots(figsize=(10, 3))
+    for pool, n in workers.items():
+        t, u = utilisation(records, pool, n)
+        if len(t):
+            ax.plot(t, 100 * u, label=f"{pool} ({n} worker{'s' if n > 1 else ''})")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("% of workers busy")
+    ax.set_xlabel("seconds since the first task started")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _metrics_plot(phases: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for p in phases for k in p.get("test", {})})
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        xs = [p["n_train"] for p in phases if key in p.get("test", {})]
+        ys = [p["test"][key] for p in phases if key in p.get("test", {})]
+        ax.plot(xs, ys, "o-")
+        for p, x, yv in zip(phases, xs, ys, strict=False):
+            ax.annotate(p["phase"], (x, yv), fontsize=7)
+        ax.set_title(f"test {key}", fontsize=9)
+        ax.set_xlabel("training samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Task groups (cf. the paper's Table III)")
+    for col in ("group", "pool", "tasks", "failed", "start (s)", "end (s)", "span (s)",
+                "busy (s)"):
+        table.add_column(col, justify="left" if col in ("group", "pool") else "right")
+    for r in rows:
+        table.add_row(r["group"], r["pool"], str(r["tasks"]), str(r["failed"]),
+                      f"{r['start_s']:.1f}", f"{r['end_s']:.1f}", f"{r['span_s']:.1f}",
+                      f"{r['busy_s']:.1f}")
+    Console(stderr=True).print(table)
+
+
+def write_report(run_dir: Path) -> list[Path]:
+    """Write ``report/*.png`` and ``report/tasks.json`` and print the timing table."""
+    run_dir = Path(run_dir)
+    out = run_dir / "report"
+    out.mkdir(exist_ok=True)
+    records = _records(run_dir)
+    written: list[Path] = []
+    if not records:
+        return written
+    rows = phase_table(records)
+    (out / "tasks.json").write_text(json.dumps(rows, indent=1))
+    written.append(out / "tasks.json")
+    if any(r.started is not None for r in records):
+        written.append(_gantt(records, out / "gantt.png"))
+        plan = {}
+        if (run_dir / "run.json").exists():
+            plan = json.loads((run_dir / "run.json").read_text()).get("plan", {})
+        written.append(_utilisation_plot(records, plan, out / "utilisation.png"))
+    if (run_dir / "metrics.json").exists():
+        phases = json.loads((run_dir / "metrics.json").read_text()).get("phases", [])
+        if phases and any(p.get("test") for p in phases):
+            written.append(_metrics_plot(phases, out / "metrics.png"))
+    print_table(rows)
+    return written

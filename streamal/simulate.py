@@ -1,0 +1,118 @@
+"""Simulation tasks: chunks of samples run on the ``sim`` pool, results appended to the store.
+
+A chunk that fails on every attempt is split into one task per sample, so the good samples
+are kept and each bad one is recorded in the store's failure table with its error — a sample
+is never silently dropped. Chunk keys are stable, so a resumed run skips stored chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from streamal.executors import SIM_POOL
+
+if TYPE_CHECKING:
+    from streamal.scheduler import Scheduler
+    from streamal.store import SampleStore
+
+
+@lru_cache(maxsize=4)
+def _simulator(name: str, options_json: str):
+    import json
+
+    from streamal import plugins
+
+    return plugins.load("simulators", name)(**json.loads(options_json))
+
+
+def simulate_chunk(name: str, options_json: str, classes: np.ndarray,
+                   params: np.ndarray) -> np.ndarray:
+    """Worker side: build (once per worker) the simulator and simulate one chunk."""
+    return _simulator(name, options_json).simulate(classes, params)
+
+
+@dataclass
+class SimulationReport:
+    """What one :func:`simulate_batch` call produced."""
+
+    stored: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+async def simulate_batch(
+    scheduler: Scheduler,
+    store: SampleStore,
+    *,
+    simulator: str,
+    options: dict[str, Any],
+    key: str,
+    classes: np.ndarray,
+    params: np.ndarray,
+    phase: int,
+    split: str,
+    origin: str,
+    chunk_size: int,
+    task_phase: str,
+) -> SimulationReport:
+    """Simulate ``params`` in chunks on the sim pool and append each chunk as it returns."""
+    import json
+
+    from streamal.scheduler import TaskFailed
+
+    options_json = json.dumps(options, sort_keys=True)
+    report = SimulationReport()
+    failed_keys = {f["key"] for f in store.failures()}
+
+    async def one_chunk(i: int, rows: np.ndarray) -> None:
+        chunk_key = f"{key}/{i}"
+        if store.has_batch(chunk_key):
+            report.skipped += len(rows)
+            return
+        partial = any(k.startswith(chunk_key + "/") for k in store.batch_keys() | failed_keys)
+        if not partial:
+            try:
+                out = await scheduler.submit(
+                    SIM_POOL, simulate_chunk, simulator, options_json, classes[rows],
+                    params[rows], phase=task_phase, name=chunk_key,
+                    info={"samples": len(rows), "split": split},
+                )
+                store.append(key=chunk_key, classes=classes[rows], params=params[rows],
+                             inputs=out, phase=phase, split=split, origin=origin)
+                report.stored += len(rows)
+                return
+            except TaskFailed:
+                pass
+        await asyncio.gather(*(one_sample(chunk_key, j, r) for j, r in enumerate(rows)))
+
+    async def one_sample(chunk_key: str, j: int, row: int) -> None:
+        sample_key = f"{chunk_key}/{j}"
+        if store.has_batch(sample_key) or sample_key in failed_keys:
+            report.skipped += 1
+            return
+        try:
+            out = await scheduler.submit(
+                SIM_POOL, simulate_chunk, simulator, options_json, classes[row : row + 1],
+                params[row : row + 1], phase=task_phase, name=sample_key, retries=0,
+                info={"samples": 1, "split": split},
+            )
+        except TaskFailed as exc:
+            store.record_failed(key=sample_key, classes=classes[row : row + 1],
+                                params=params[row : row + 1], phase=phase, split=split,
+                                origin=origin, error=exc.error)
+            report.failed += 1
+            return
+        store.append(key=sample_key, classes=classes[row : row + 1],
+                     params=params[row : row + 1], inputs=out, phase=phase, split=split,
+                     origin=origin)
+        report.stored += 1
+
+    chunks = [np.arange(s, min(s + chunk_size, len(classes)))
+              for s in range(0, len(classes), chunk_size)]
+    await asyncio.gather(*(one_chunk(i, rows) for i, rows in enumerate(chunks)))
+    return report

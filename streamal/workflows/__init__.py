@@ -1,0 +1,1 @@
+"""Workflows: how simulation, training and the policy are ordered and overlapped."""

@@ -1,0 +1,70 @@
+"""End to end: ``streamal run`` with the baseline workflow on a small test simulator."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import yaml
+
+from streamal.store import SampleStore
+
+CONFIG = {
+    "name": "e2e",
+    "seed": 1,
+    "scheduler": {"retries": 1, "progress": False},
+    "simulator": {"name": "tests.helpers:PeaksSimulator", "chunk_size": 16},
+    "model": {"name": "tests.helpers:TinyModel"},
+    "train": {"batch_size": 32, "learning_rate": 0.01},
+    "workflow": {"name": "baseline", "phases": [{"samples": 40, "epochs": 3}]},
+}
+
+
+def _run(tmp_path, config, *extra):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "streamal", "run", str(path), "--run-dir",
+                           str(tmp_path / "run"), *extra], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_baseline_run_writes_every_output(tmp_path):
+    res = _run(tmp_path, CONFIG)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    for name in ("store.h5", "timeline.json", "metrics.json", "run.json", "config.yaml",
+                 "checkpoints/T0/best.pt", "report/gantt.png", "report/utilisation.png"):
+        assert (run / name).exists(), name
+    with SampleStore(run / "store.h5", mode="r") as s:
+        assert len(s) == 2 * (40 + 20 + 20)
+        assert len(s.select(split="train")) == 80
+        assert np.bincount(s.select(split="test").classes()).tolist() == [20, 20]
+    metrics = json.loads((run / "metrics.json").read_text())["phases"]
+    assert metrics[0]["phase"] == "T0" and metrics[0]["n_train"] == 80
+    assert set(metrics[0]["test"]) >= {"accuracy", "class_loss", "mse"}
+    timeline = json.loads((run / "timeline.json").read_text())
+    assert {r["pool"] for r in timeline} == {"sim", "train"}
+    assert sum(r["info"].get("samples", 0) for r in timeline if r["pool"] == "sim") == 160
+    assert json.loads((run / "run.json").read_text())["status"] == "done"
+
+
+def test_failing_samples_are_recorded_not_dropped(tmp_path):
+    cfg = {**CONFIG, "simulator": {**CONFIG["simulator"], "options": {"fail_above": 0.75}}}
+    res = _run(tmp_path, cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    with SampleStore(tmp_path / "run" / "store.h5", mode="r") as s:
+        failures = s.failures()
+        assert failures and all("centre above fail_above" in f["error"] for f in failures)
+        assert all(f["params"][0] > 0.75 for f in failures)
+        assert len(s) + len(failures) == 160
+        assert (s.select().params()[:, 0] <= 0.75).all()
+
+
+def test_resume_refuses_another_config(tmp_path):
+    assert _run(tmp_path, CONFIG).returncode == 0
+    other = {**CONFIG, "seed": 2}
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(other))
+    res = subprocess.run([sys.executable, "-m", "streamal", "run", str(path), "--resume",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "seed: 1 -> 2" in res.stderr
