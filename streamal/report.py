@@ -31,18 +31,30 @@ def phase_table(records: list[TaskRecord]) -> list[dict]:
     rows = []
     for phase, rs in groups.items():
         start, end = min(r.started for r in rs), max(r.ended for r in rs)
-        rows.append({"group": phase, "pool": "/".join(sorted({r.pool for r in rs})),
-                     "tasks": len(rs), "failed": sum(r.status == "failed" for r in rs),
-                     "start_s": start - t0, "end_s": end - t0, "span_s": end - start,
-                     "busy_s": sum(r.duration for r in rs)})
+        rows.append(
+            {
+                "group": phase,
+                "pool": "/".join(sorted({r.pool for r in rs})),
+                "tasks": len(rs),
+                "failed": sum(r.status == "failed" for r in rs),
+                "start_s": start - t0,
+                "end_s": end - t0,
+                "span_s": end - start,
+                "busy_s": sum(r.duration for r in rs),
+            }
+        )
     return sorted(rows, key=lambda r: r["start_s"])
 
 
-def utilisation(records: list[TaskRecord], pool: str, workers: int,
-                resolution: int = 400) -> tuple[np.ndarray, np.ndarray]:
+def utilisation(
+    records: list[TaskRecord], pool: str, workers: int, resolution: int = 400
+) -> tuple[np.ndarray, np.ndarray]:
     """Fraction of a pool's workers busy over time (times relative to the first start)."""
-    spans = [(r.started, r.ended) for r in records
-             if r.pool == pool and r.started is not None and r.ended is not None]
+    spans = [
+        (r.started, r.ended)
+        for r in records
+        if r.pool == pool and r.started is not None and r.ended is not None
+    ]
     every = [r for r in records if r.started is not None and r.ended is not None]
     if not spans or not every:
         return np.zeros(0), np.zeros(0)
@@ -74,8 +86,16 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
         for lane in lanes:
             for r in (r for r in done if r.pool == pool and tuple(r.worker_cores) == lane):
                 hatch = "xx" if r.status != "done" else None
-                ax.barh(y, r.ended - r.started, left=r.started - t0, height=0.8,
-                        color=colours[r.phase], edgecolor="black", linewidth=0.3, hatch=hatch)
+                ax.barh(
+                    y,
+                    r.ended - r.started,
+                    left=r.started - t0,
+                    height=0.8,
+                    color=colours[r.phase],
+                    edgecolor="black",
+                    linewidth=0.3,
+                    hatch=hatch,
+                )
             yticks.append(y)
             ylabels.append(f"{pool} cores {','.join(map(str, lane))}")
             y += 1
@@ -84,8 +104,14 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first task started")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in phases]
-    ax.legend(handles, phases, ncol=min(8, len(phases)), fontsize=7, loc="upper center",
-              bbox_to_anchor=(0.5, -0.25 if len(pools) < 3 else -0.12))
+    ax.legend(
+        handles,
+        phases,
+        ncol=min(8, len(phases)),
+        fontsize=7,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.25 if len(pools) < 3 else -0.12),
+    )
     ax.set_title("Tasks per pool (hatched: failed, retried or cancelled)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -142,13 +168,19 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="Task groups (cf. the paper's Table III)")
-    for col in ("group", "pool", "tasks", "failed", "start (s)", "end (s)", "span (s)",
-                "busy (s)"):
+    for col in ("group", "pool", "tasks", "failed", "start (s)", "end (s)", "span (s)", "busy (s)"):
         table.add_column(col, justify="left" if col in ("group", "pool") else "right")
     for r in rows:
-        table.add_row(r["group"], r["pool"], str(r["tasks"]), str(r["failed"]),
-                      f"{r['start_s']:.1f}", f"{r['end_s']:.1f}", f"{r['span_s']:.1f}",
-                      f"{r['busy_s']:.1f}")
+        table.add_row(
+            r["group"],
+            r["pool"],
+            str(r["tasks"]),
+            str(r["failed"]),
+            f"{r['start_s']:.1f}",
+            f"{r['end_s']:.1f}",
+            f"{r['span_s']:.1f}",
+            f"{r['busy_s']:.1f}",
+        )
     Console(stderr=True).print(table)
 
 

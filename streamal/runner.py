@@ -52,12 +52,16 @@ def config_difference(a: RunConfig, b: RunConfig) -> list[str]:
     """Lines ``key: old -> new`` for every setting that differs (scheduler ignored)."""
     fa = _flatten(a.model_dump(mode="json", exclude={"scheduler"}))
     fb = _flatten(b.model_dump(mode="json", exclude={"scheduler"}))
-    return [f"{k}: {fa.get(k, '<unset>')!r} -> {fb.get(k, '<unset>')!r}"
-            for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+    return [
+        f"{k}: {fa.get(k, '<unset>')!r} -> {fb.get(k, '<unset>')!r}"
+        for k in sorted(set(fa) | set(fb))
+        if fa.get(k) != fb.get(k)
+    ]
 
 
-def prepare_run_dir(config_path: str | None, run_dir: str | None,
-                    resume: str | None) -> tuple[RunConfig, Path, bool]:
+def prepare_run_dir(
+    config_path: str | None, run_dir: str | None, resume: str | None
+) -> tuple[RunConfig, Path, bool]:
     """The validated config and run directory; refuses a resume with another config."""
     if resume:
         path = Path(resume)
@@ -91,26 +95,47 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
 
     simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
     workflow_cls = plugins.load("workflows", cfg.workflow.name)
-    store = SampleStore(run_dir / "store.h5", param_names=simulator.space.param_names,
-                        class_names=simulator.space.class_names,
-                        input_shape=simulator.output_shape,
-                        metadata={"fingerprint": cfg.fingerprint(), "simulator": cfg.simulator.name})
+    store = SampleStore(
+        run_dir / "store.h5",
+        param_names=simulator.space.param_names,
+        class_names=simulator.space.class_names,
+        input_shape=simulator.output_shape,
+        metadata={"fingerprint": cfg.fingerprint(), "simulator": cfg.simulator.name},
+    )
     for note in store.recovered:
         console.print(f"[yellow]store: {note}")
     parsl_config = build_parsl_config(plan, cfg.site, cfg.scheduler, run_dir)
     try:
-        async with Scheduler(parsl_config, run_dir=run_dir, retries=cfg.scheduler.retries,
-                             progress=cfg.scheduler.progress) as scheduler:
-            ctx = RunContext(cfg, run_dir, plan, scheduler, store, simulator.space,
-                             tuple(simulator.output_shape), MetricsLog(run_dir / "metrics.json"))
+        async with Scheduler(
+            parsl_config,
+            run_dir=run_dir,
+            retries=cfg.scheduler.retries,
+            progress=cfg.scheduler.progress,
+        ) as scheduler:
+            ctx = RunContext(
+                cfg,
+                run_dir,
+                plan,
+                scheduler,
+                store,
+                simulator.space,
+                tuple(simulator.output_shape),
+                MetricsLog(run_dir / "metrics.json"),
+            )
             await workflow_cls(ctx).run()
     finally:
         store.close()
 
 
 def _write_status(run_dir: Path, cfg: RunConfig, plan: NodePlan, status: str, **extra) -> None:
-    data = {"name": cfg.name, "fingerprint": cfg.fingerprint(), "status": status,
-            "plan": plan.to_json(), "updated": time.time(), **extra}
+    data = {
+        "name": cfg.name,
+        "fingerprint": cfg.fingerprint(),
+        "status": status,
+        "plan": plan.to_json(),
+        "updated": time.time(),
+        **extra,
+    }
     (run_dir / "run.json").write_text(json.dumps(data, indent=1))
 
 
@@ -118,16 +143,20 @@ def run_campaign(*, config_path: str | None, run_dir: str | None, resume: str | 
     """Run (or resume) a campaign; returns the process exit status."""
     cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume)
     plan = plan_for(cfg.site)
-    console.print(f"[bold]streamal[/] {'resuming' if resumed else 'running'} {cfg.name!r} "
-                  f"({cfg.workflow.name}) in {path}")
+    console.print(
+        f"[bold]streamal[/] {'resuming' if resumed else 'running'} {cfg.name!r} "
+        f"({cfg.workflow.name}) in {path}"
+    )
     _write_status(path, cfg, plan, "running")
     t0 = time.time()
     try:
         asyncio.run(_drive(cfg, path, plan))
     except KeyboardInterrupt:
         _write_status(path, cfg, plan, "interrupted")
-        console.print(f"[yellow]interrupted[/]: store, timeline and checkpoints are saved. "
-                      f"Resume with:\n  {Path(sys.executable).name} -m streamal run --resume {path}")
+        console.print(
+            f"[yellow]interrupted[/]: store, timeline and checkpoints are saved. "
+            f"Resume with:\n  {Path(sys.executable).name} -m streamal run --resume {path}"
+        )
         return EXIT_INTERRUPTED
     except StreamalError as exc:
         _write_status(path, cfg, plan, "failed", error=str(exc))

@@ -30,8 +30,9 @@ def _simulator(name: str, options_json: str):
     return plugins.load("simulators", name)(**json.loads(options_json))
 
 
-def simulate_chunk(name: str, options_json: str, classes: np.ndarray,
-                   params: np.ndarray) -> np.ndarray:
+def simulate_chunk(
+    name: str, options_json: str, classes: np.ndarray, params: np.ndarray
+) -> np.ndarray:
     """Worker side: build (once per worker) the simulator and simulate one chunk."""
     return _simulator(name, options_json).simulate(classes, params)
 
@@ -78,12 +79,25 @@ async def simulate_batch(
         if not partial:
             try:
                 out = await scheduler.submit(
-                    SIM_POOL, simulate_chunk, simulator, options_json, classes[rows],
-                    params[rows], phase=task_phase, name=chunk_key,
+                    SIM_POOL,
+                    simulate_chunk,
+                    simulator,
+                    options_json,
+                    classes[rows],
+                    params[rows],
+                    phase=task_phase,
+                    name=chunk_key,
                     info={"samples": len(rows), "split": split},
                 )
-                store.append(key=chunk_key, classes=classes[rows], params=params[rows],
-                             inputs=out, phase=phase, split=split, origin=origin)
+                store.append(
+                    key=chunk_key,
+                    classes=classes[rows],
+                    params=params[rows],
+                    inputs=out,
+                    phase=phase,
+                    split=split,
+                    origin=origin,
+                )
                 report.stored += len(rows)
                 return
             except TaskFailed:
@@ -97,22 +111,42 @@ async def simulate_batch(
             return
         try:
             out = await scheduler.submit(
-                SIM_POOL, simulate_chunk, simulator, options_json, classes[row : row + 1],
-                params[row : row + 1], phase=task_phase, name=sample_key, retries=0,
+                SIM_POOL,
+                simulate_chunk,
+                simulator,
+                options_json,
+                classes[row : row + 1],
+                params[row : row + 1],
+                phase=task_phase,
+                name=sample_key,
+                retries=0,
                 info={"samples": 1, "split": split},
             )
         except TaskFailed as exc:
-            store.record_failed(key=sample_key, classes=classes[row : row + 1],
-                                params=params[row : row + 1], phase=phase, split=split,
-                                origin=origin, error=exc.error)
+            store.record_failed(
+                key=sample_key,
+                classes=classes[row : row + 1],
+                params=params[row : row + 1],
+                phase=phase,
+                split=split,
+                origin=origin,
+                error=exc.error,
+            )
             report.failed += 1
             return
-        store.append(key=sample_key, classes=classes[row : row + 1],
-                     params=params[row : row + 1], inputs=out, phase=phase, split=split,
-                     origin=origin)
+        store.append(
+            key=sample_key,
+            classes=classes[row : row + 1],
+            params=params[row : row + 1],
+            inputs=out,
+            phase=phase,
+            split=split,
+            origin=origin,
+        )
         report.stored += 1
 
-    chunks = [np.arange(s, min(s + chunk_size, len(classes)))
-              for s in range(0, len(classes), chunk_size)]
+    chunks = [
+        np.arange(s, min(s + chunk_size, len(classes))) for s in range(0, len(classes), chunk_size)
+    ]
     await asyncio.gather(*(one_chunk(i, rows) for i, rows in enumerate(chunks)))
     return report

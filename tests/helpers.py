@@ -58,8 +58,12 @@ class TinyModel:
             def build(self):
                 from torch import nn
 
-                return nn.Sequential(nn.Flatten(), nn.Linear(int(self.input_shape[-1]), 16),
-                                     nn.ReLU(), nn.Linear(16, len(self.space.classes) + 1))
+                return nn.Sequential(
+                    nn.Flatten(),
+                    nn.Linear(int(self.input_shape[-1]), 16),
+                    nn.ReLU(),
+                    nn.Linear(16, len(self.space.classes) + 1),
+                )
 
             def encode_targets(self, classes, params):
                 import numpy as np
@@ -78,9 +82,11 @@ class TinyModel:
                 import torch.nn.functional as F
 
                 k = len(self.space.classes)
-                return {"class_loss": float(F.cross_entropy(output[:, :k], classes)),
-                        "mse": float(((output[:, k:] - targets) ** 2).mean()),
-                        "accuracy": float((output[:, :k].argmax(1) == classes).float().mean())}
+                return {
+                    "class_loss": float(F.cross_entropy(output[:, :k], classes)),
+                    "mse": float(((output[:, k:] - targets) ** 2).mean()),
+                    "accuracy": float((output[:, :k].argmax(1) == classes).float().mean()),
+                }
 
         return _Tiny(space, input_shape, **options)
 
@@ -90,8 +96,10 @@ def peaks_space():
 
     return ParameterSpace(
         ("centre", "width"),
-        (ClassSpace("narrow", {"centre": (0.2, 0.8)}, {"width": 0.02}),
-         ClassSpace("wide", {"centre": (0.2, 0.8), "width": (0.05, 0.1)})),
+        (
+            ClassSpace("narrow", {"centre": (0.2, 0.8)}, {"width": 0.02}),
+            ClassSpace("wide", {"centre": (0.2, 0.8), "width": (0.05, 0.1)}),
+        ),
     )
 
 
@@ -111,9 +119,10 @@ def _peaks_simulator_class():
             self.output_shape = (64,)
 
         def _simulate(self, classes, params):
-            if self._options["fail_above"] is not None and (
-                params[:, 0] > self._options["fail_above"]
-            ).any():
+            if (
+                self._options["fail_above"] is not None
+                and (params[:, 0] > self._options["fail_above"]).any()
+            ):
                 raise RuntimeError("centre above fail_above")
             x = np.linspace(0, 1, 64)
             out = np.exp(-0.5 * ((x - params[:, :1]) / params[:, 1:2]) ** 2).astype(np.float32)

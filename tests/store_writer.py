@@ -24,8 +24,9 @@ def batch(i: int) -> dict:
 
 
 if __name__ == "__main__":
-    store = SampleStore(sys.argv[1], param_names=["x", "y"], class_names=["a", "b", "c"],
-                        input_shape=SHAPE)
+    store = SampleStore(
+        sys.argv[1], param_names=["x", "y"], class_names=["a", "b", "c"], input_shape=SHAPE
+    )
     i = len(store.batches())
     while True:
         store.append(**batch(i))

@@ -6,8 +6,13 @@ import pytest
 
 
 def streamal(*args, check=False):
-    return subprocess.run([sys.executable, "-m", "streamal", *args], capture_output=True,
-                          text=True, timeout=120, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "streamal", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
 
 
 @pytest.mark.parametrize(("site", "per", "n_sim"), [("polaris", 8, 24), ("perlmutter", 16, 56)])
@@ -27,8 +32,10 @@ def test_plan_local_human_readable():
 
 def test_validate_exits_2_naming_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("simulator: {name: x}\nworkflow: {name: y, phases: [{samples: 1, epochs: 0}]}\n"
-                   "site: {cores: 3}\n")
+    bad.write_text(
+        "simulator: {name: x}\nworkflow: {name: y, phases: [{samples: 1, epochs: 0}]}\n"
+        "site: {cores: 3}\n"
+    )
     res = streamal("validate", str(bad))
     assert res.returncode == 2
     assert "workflow.phases[0].epochs: must be > 0" in res.stderr

@@ -35,8 +35,11 @@ def test_valid_config_parses_with_defaults():
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (("workflow", "phases"), [{"samples": 1, "epochs": 1}] * 2 + [{"samples": 1, "epochs": 0}],
-         r"workflow\.phases\[2\]\.epochs: must be > 0 \(got 0\)"),
+        (
+            ("workflow", "phases"),
+            [{"samples": 1, "epochs": 1}] * 2 + [{"samples": 1, "epochs": 0}],
+            r"workflow\.phases\[2\]\.epochs: must be > 0 \(got 0\)",
+        ),
         (("site", "nmae"), "local", r"site\.nmae: unknown key; allowed: name, nodes, "),
         (("colour",), "red", r"colour: unknown key; allowed: name, seed, site, "),
         (("site", "name"), "aurora", r"site\.name: got 'aurora'; allowed: 'local', 'polaris'"),

@@ -72,8 +72,9 @@ def test_inside_job_shares_the_allocation_nodes(tmp_path, site):
     _, config = _build(tmp_path, name=site, allocation="inside-job", nodes=4)
     for ex in _pools(config):
         assert isinstance(ex.provider, LocalProvider) and ex.provider.nodes_per_block == 4
-        assert isinstance(ex.provider.launcher, MpiExecLauncher if site == "polaris"
-                          else SrunLauncher)
+        assert isinstance(
+            ex.provider.launcher, MpiExecLauncher if site == "polaris" else SrunLauncher
+        )
 
 
 def test_encryption_can_be_switched(tmp_path):

@@ -8,8 +8,9 @@ def test_parse_cpulist():
     assert parse_cpulist("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
 
 
-@pytest.mark.parametrize(("site", "per_domain", "n_sim"), [("polaris", 8, 24),
-                                                           ("perlmutter", 16, 56)])
+@pytest.mark.parametrize(
+    ("site", "per_domain", "n_sim"), [("polaris", 8, 24), ("perlmutter", 16, 56)]
+)
 def test_site_profiles_reproduce_the_paper_binding(site, per_domain, n_sim):
     plan = NodePlan.build(site_topology(site), site=site, trainer_ranks=4)
     for k, rank in enumerate(plan.trainer_ranks):

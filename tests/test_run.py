@@ -23,17 +23,37 @@ CONFIG = {
 def _run(tmp_path, config, *extra):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "streamal", "run", str(path), "--run-dir",
-                           str(tmp_path / "run"), *extra], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamal",
+            "run",
+            str(path),
+            "--run-dir",
+            str(tmp_path / "run"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_baseline_run_writes_every_output(tmp_path):
     res = _run(tmp_path, CONFIG)
     assert res.returncode == 0, res.stderr[-3000:]
     run = tmp_path / "run"
-    for name in ("store.h5", "timeline.json", "metrics.json", "run.json", "config.yaml",
-                 "checkpoints/T0/best.pt", "report/gantt.png", "report/utilisation.png"):
+    for name in (
+        "store.h5",
+        "timeline.json",
+        "metrics.json",
+        "run.json",
+        "config.yaml",
+        "checkpoints/T0/best.pt",
+        "report/gantt.png",
+        "report/utilisation.png",
+    ):
         assert (run / name).exists(), name
     with SampleStore(run / "store.h5", mode="r") as s:
         assert len(s) == 2 * (40 + 20 + 20)
@@ -65,6 +85,10 @@ def test_resume_refuses_another_config(tmp_path):
     other = {**CONFIG, "seed": 2}
     path = tmp_path / "other.yaml"
     path.write_text(yaml.safe_dump(other))
-    res = subprocess.run([sys.executable, "-m", "streamal", "run", str(path), "--resume",
-                          str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "streamal", "run", str(path), "--resume", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 2 and "seed: 1 -> 2" in res.stderr

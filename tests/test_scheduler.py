@@ -6,8 +6,18 @@ from streamal.scheduler import TaskCancelledError, TaskFailed
 from streamal.timeline import TaskRecord
 from tests import helpers
 
-REQUIRED = ("id", "name", "pool", "phase", "submitted", "started", "ended", "status", "error",
-            "worker_cores")
+REQUIRED = (
+    "id",
+    "name",
+    "pool",
+    "phase",
+    "submitted",
+    "started",
+    "ended",
+    "status",
+    "error",
+    "worker_cores",
+)
 
 
 def test_sim_and_train_tasks_overlap_on_their_planned_cores(run_scheduler, local_plan, tmp_path):

@@ -12,8 +12,9 @@ from tests.store_writer import batch
 
 
 def _new(path, **kw):
-    return SampleStore(path, param_names=["x", "y"], class_names=["a", "b", "c"],
-                       input_shape=(512,), **kw)
+    return SampleStore(
+        path, param_names=["x", "y"], class_names=["a", "b", "c"], input_shape=(512,), **kw
+    )
 
 
 def test_append_reopen_and_views(tmp_path):
@@ -52,14 +53,25 @@ def test_duplicate_batch_and_bad_shapes_are_refused(tmp_path):
 def test_reopen_with_other_layout_is_refused(tmp_path):
     _new(tmp_path / "s.h5").close()
     with pytest.raises(StoreError, match="input_shape"):
-        SampleStore(tmp_path / "s.h5", param_names=["x", "y"], class_names=["a", "b", "c"],
-                    input_shape=(10,))
+        SampleStore(
+            tmp_path / "s.h5",
+            param_names=["x", "y"],
+            class_names=["a", "b", "c"],
+            input_shape=(10,),
+        )
 
 
 def test_failures_are_recorded_with_their_error(tmp_path):
     with _new(tmp_path / "s.h5") as store:
-        store.record_failed(key="b9", classes=np.array([1, 2]), params=np.ones((2, 2)), phase=1,
-                            split="train", origin="uniform", error="ParameterError: bad cell")
+        store.record_failed(
+            key="b9",
+            classes=np.array([1, 2]),
+            params=np.ones((2, 2)),
+            phase=1,
+            split="train",
+            origin="uniform",
+            error="ParameterError: bad cell",
+        )
     with _new(tmp_path / "s.h5", mode="r") as store:
         fails = store.failures()
         assert [f["class"] for f in fails] == [1, 2]
@@ -69,8 +81,9 @@ def test_failures_are_recorded_with_their_error(tmp_path):
 @pytest.mark.parametrize("delay", [0.3, 0.7, 1.1])
 def test_store_survives_a_killed_writer(tmp_path, delay):
     path = tmp_path / "crash.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "tests.store_writer", str(path)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.store_writer", str(path)], stdout=subprocess.PIPE, text=True
+    )
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=30)

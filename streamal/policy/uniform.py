@@ -52,8 +52,10 @@ class SweepPolicy(Policy):
         """About ``n`` equally spaced points filling the class box (cell centres)."""
         d = len(c.free)
         per_dim = max(1, int(np.ceil(n ** (1.0 / d) - 1e-9)))
-        axes = [lo + (np.arange(per_dim) + 0.5) * (hi - lo) / per_dim
-                for lo, hi in zip(c.low, c.high, strict=True)]
+        axes = [
+            lo + (np.arange(per_dim) + 0.5) * (hi - lo) / per_dim
+            for lo, hi in zip(c.low, c.high, strict=True)
+        ]
         mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, d)
         mesh = mesh[_separated(c, mesh)]
         if len(mesh) > n:  # keep an evenly spread subset of exactly n points
@@ -66,8 +68,11 @@ class SweepPolicy(Policy):
             free = self.grid(c, n_per_class)
             if self.options.jitter:
                 step = (c.high - c.low) / max(1, round(len(free) ** (1 / len(c.free))))
-                free = np.clip(free + rng.uniform(-0.5, 0.5, free.shape) * step *
-                               self.options.jitter, c.low, c.high)
+                free = np.clip(
+                    free + rng.uniform(-0.5, 0.5, free.shape) * step * self.options.jitter,
+                    c.low,
+                    c.high,
+                )
             while len(free) < n_per_class:  # constraint removed points: top up uniformly
                 extra = rng.uniform(c.low, c.high, size=(n_per_class - len(free), len(c.free)))
                 free = np.concatenate([free, extra[_separated(c, extra)]])

@@ -96,9 +96,14 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     dist.init_process_group(backend, rank=rank, world_size=world)
     out_dir = Path(spec.out_dir)
     report: dict[str, Any] = {
-        "rank": rank, "pid": os.getpid(), "cores": sorted(os.sched_getaffinity(0)),
-        "planned_cores": list(me.cores), "gpu": me.gpu, "device": str(device),
-        "torch_threads": torch.get_num_threads(), "backend": backend,
+        "rank": rank,
+        "pid": os.getpid(),
+        "cores": sorted(os.sched_getaffinity(0)),
+        "planned_cores": list(me.cores),
+        "gpu": me.gpu,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "backend": backend,
     }
     plugin = plugins.load("models", spec.model)(
         ParameterSpace.from_dict(spec.space), spec.input_shape, **spec.model_options
@@ -122,8 +127,9 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     train = _read_rows(spec, spec.train_rows, plugin)
     val = _read_rows(spec, spec.val_rows, plugin)
     dataset = TensorDataset(*(torch.from_numpy(a) for a in train))
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=spec.seed)
+    sampler = DistributedSampler(
+        dataset, num_replicas=world, rank=rank, shuffle=True, seed=spec.seed
+    )
     per_rank_batch = max(1, spec.batch_size // world)
     loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=sampler)
     report["train_samples_seen_per_epoch"] = len(sampler)
@@ -154,29 +160,50 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
         metrics = _gather_metrics(model, plugin, val, device, per_rank_batch * 4, rank, world)
         if rank == 0:
             val_loss = plugin.selection_score(metrics) if metrics else float("nan")
-            entry = {"epoch": epoch, "train_s": train_time, "epoch_s": time.time() - t0,
-                     "val_score": val_loss,
-                     **{f"train_{k}": v / max(n_batches, 1) for k, v in parts_sum.items()},
-                     **{f"val_{k}": v for k, v in (metrics or {}).items()}}
+            entry = {
+                "epoch": epoch,
+                "train_s": train_time,
+                "epoch_s": time.time() - t0,
+                "val_score": val_loss,
+                **{f"train_{k}": v / max(n_batches, 1) for k, v in parts_sum.items()},
+                **{f"val_{k}": v for k, v in (metrics or {}).items()},
+            }
             history.append(entry)
             if metrics and val_loss < best:
                 best = val_loss
-                save_checkpoint(out_dir / "best.pt", model=model.state_dict(), epoch=epoch,
-                                metrics=metrics, model_name=spec.model,
-                                model_options=spec.model_options)
-            save_checkpoint(last, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            epoch=epoch, best_loss=best)
+                save_checkpoint(
+                    out_dir / "best.pt",
+                    model=model.state_dict(),
+                    epoch=epoch,
+                    metrics=metrics,
+                    model_name=spec.model,
+                    model_options=spec.model_options,
+                )
+            save_checkpoint(
+                last,
+                model=model.state_dict(),
+                optimizer=optimizer.state_dict(),
+                epoch=epoch,
+                best_loss=best,
+            )
             history_path.write_text(json.dumps(history, indent=1))
         dist.barrier()
     if rank == 0 and not (out_dir / "best.pt").exists():  # no validation split: keep the last
-        save_checkpoint(out_dir / "best.pt", model=model.state_dict(), epoch=spec.epochs - 1,
-                        metrics={}, model_name=spec.model, model_options=spec.model_options)
+        save_checkpoint(
+            out_dir / "best.pt",
+            model=model.state_dict(),
+            epoch=spec.epochs - 1,
+            metrics={},
+            model_name=spec.model,
+            model_options=spec.model_options,
+        )
     dist.barrier()
     if spec.test_rows:
         model.load_state_dict(load_checkpoint(out_dir / "best.pt")["model"])
         test = _read_rows(spec, spec.test_rows, plugin)
-        report["test"] = _gather_metrics(model, plugin, test, device, per_rank_batch * 4, rank,
-                                         world)
+        report["test"] = _gather_metrics(
+            model, plugin, test, device, per_rank_batch * 4, rank, world
+        )
     dist.destroy_process_group()
     return report
 

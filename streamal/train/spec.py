@@ -70,8 +70,9 @@ class TrainSpec:
     @classmethod
     def from_json(cls, text: str) -> TrainSpec:
         data = json.loads(text)
-        data["ranks"] = tuple(RankSpec(r["rank"], tuple(r["cores"]), r["gpu"])
-                              for r in data["ranks"])
+        data["ranks"] = tuple(
+            RankSpec(r["rank"], tuple(r["cores"]), r["gpu"]) for r in data["ranks"]
+        )
         data["input_shape"] = tuple(data["input_shape"])
         return cls(**data)
 
@@ -81,8 +82,7 @@ class TrainSpec:
         return path
 
 
-def epochs_for_phase(n_total: int, *, base_epochs: int, base_samples: int,
-                     minimum: int = 1) -> int:
+def epochs_for_phase(n_total: int, *, base_epochs: int, base_samples: int, minimum: int = 1) -> int:
     """Epochs ∝ 1/√N: ``base_epochs`` at ``base_samples`` training samples."""
     if n_total <= 0:
         return base_epochs

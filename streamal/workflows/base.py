@@ -65,21 +65,45 @@ class Workflow(ABC):
         """A generator that depends only on the seed and ``stream`` (same draws on resume)."""
         return np.random.default_rng([self.ctx.config.seed, *stream])
 
-    async def simulate(self, key: str, classes: np.ndarray, params: np.ndarray, *, phase: int,
-                       split: str, origin: str, task_phase: str) -> SimulationReport:
+    async def simulate(
+        self,
+        key: str,
+        classes: np.ndarray,
+        params: np.ndarray,
+        *,
+        phase: int,
+        split: str,
+        origin: str,
+        task_phase: str,
+    ) -> SimulationReport:
         cfg = self.ctx.config.simulator
         return await simulate_batch(
-            self.ctx.scheduler, self.ctx.store, simulator=cfg.name, options=cfg.options, key=key,
-            classes=classes, params=params, phase=phase, split=split, origin=origin,
-            chunk_size=cfg.chunk_size, task_phase=task_phase,
+            self.ctx.scheduler,
+            self.ctx.store,
+            simulator=cfg.name,
+            options=cfg.options,
+            key=key,
+            classes=classes,
+            params=params,
+            phase=phase,
+            split=split,
+            origin=origin,
+            chunk_size=cfg.chunk_size,
+            task_phase=task_phase,
         )
 
     def rows(self, split: str, max_phase: int | None = None) -> list[int]:
         return self.ctx.store.select(split=split, max_phase=max_phase).indices.tolist()
 
-    async def train(self, task_phase: str, *, epochs: int, max_phase: int | None,
-                    warm_start: str | None = None, info: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
+    async def train(
+        self,
+        task_phase: str,
+        *,
+        epochs: int,
+        max_phase: int | None,
+        warm_start: str | None = None,
+        info: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Train on every training sample up to ``max_phase``; record the phase's metrics.
 
         A phase whose metrics are already recorded (a resumed run) is not trained again.
@@ -91,31 +115,50 @@ class Workflow(ABC):
         train_rows = self.rows("train", max_phase)
         out_dir = self.ctx.run_dir / "checkpoints" / task_phase
         spec = TrainSpec(
-            store=str(self.ctx.store.path), train_rows=train_rows, val_rows=self.rows("val"),
-            test_rows=self.rows("test"), model=cfg.model.name, model_options=cfg.model.options,
-            space=self.ctx.space.to_dict(), input_shape=self.ctx.input_shape,
-            out_dir=str(out_dir), epochs=epochs,
+            store=str(self.ctx.store.path),
+            train_rows=train_rows,
+            val_rows=self.rows("val"),
+            test_rows=self.rows("test"),
+            model=cfg.model.name,
+            model_options=cfg.model.options,
+            space=self.ctx.space.to_dict(),
+            input_shape=self.ctx.input_shape,
+            out_dir=str(out_dir),
+            epochs=epochs,
             ranks=tuple(RankSpec(r.rank, r.cores, r.gpu) for r in self.ctx.plan.trainer_ranks),
-            batch_size=cfg.train.batch_size, learning_rate=cfg.train.learning_rate,
-            grad_clip=cfg.train.grad_clip, seed=cfg.seed, backend=cfg.train.backend,
-            warm_start=warm_start, cancel_path=str(out_dir / "STOP"), phase=task_phase,
+            batch_size=cfg.train.batch_size,
+            learning_rate=cfg.train.learning_rate,
+            grad_clip=cfg.train.grad_clip,
+            seed=cfg.seed,
+            backend=cfg.train.backend,
+            warm_start=warm_start,
+            cancel_path=str(out_dir / "STOP"),
+            phase=task_phase,
         )
         from streamal.train.ddp import train
 
         t0 = time.time()
         result = await self.ctx.scheduler.submit(
-            TRAIN_POOL, train, spec, phase=task_phase, name=task_phase,
+            TRAIN_POOL,
+            train,
+            spec,
+            phase=task_phase,
+            name=task_phase,
             info={"samples": len(train_rows), "epochs": epochs, **(info or {})},
         )
         scored = [h for h in result["history"] if h.get("val_score") == h.get("val_score")]
         best = min(scored, key=lambda h: h["val_score"], default={})
         entry = {
-            "phase": task_phase, "n_train": len(train_rows), "epochs": epochs,
-            "wall_s": time.time() - t0, "best_checkpoint": result["best_checkpoint"],
+            "phase": task_phase,
+            "n_train": len(train_rows),
+            "epochs": epochs,
+            "wall_s": time.time() - t0,
+            "best_checkpoint": result["best_checkpoint"],
             "val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
             "test": result["test"] or {},
             "epoch_s_mean": float(np.mean([h["epoch_s"] for h in result["history"]]))
-            if result["history"] else None,
+            if result["history"]
+            else None,
             **(info or {}),
         }
         self.ctx.metrics.put(entry)

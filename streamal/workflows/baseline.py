@@ -27,16 +27,29 @@ class BaselineWorkflow(Workflow):
     async def run(self) -> None:
         phases = self.ctx.config.workflow.phases
         if len(phases) != 1:
-            raise ConfigError(f"workflow.phases: the baseline workflow has one phase, got "
-                              f"{len(phases)}")
+            raise ConfigError(
+                f"workflow.phases: the baseline workflow has one phase, got {len(phases)}"
+            )
         n = phases[0].samples
-        sizes = {"train": n, "val": max(1, round(n * self.options.val_fraction)),
-                 "test": max(1, round(n * self.options.test_fraction))}
+        sizes = {
+            "train": n,
+            "val": max(1, round(n * self.options.val_fraction)),
+            "test": max(1, round(n * self.options.test_fraction)),
+        }
         policy = UniformPolicy(self.ctx.space)
         jobs = []
         for split, size in sizes.items():
             classes, params = policy.sample(size, self.rng(0, SPLIT_CODES[split]))
-            jobs.append(self.simulate(f"p0/{split}", classes, params, phase=0, split=split,
-                                      origin=policy.name, task_phase="S0"))
+            jobs.append(
+                self.simulate(
+                    f"p0/{split}",
+                    classes,
+                    params,
+                    phase=0,
+                    split=split,
+                    origin=policy.name,
+                    task_phase="S0",
+                )
+            )
         await asyncio.gather(*jobs)
         await self.train("T0", epochs=phases[0].epochs, max_phase=0)
