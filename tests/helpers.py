@@ -76,7 +76,7 @@ class TinyModel:
                 k = len(self.space.classes)
                 ce = F.cross_entropy(output[:, :k], classes)
                 mse = ((output[:, k:] - targets) ** 2).mean()
-                return ce + mse, {"class_loss": float(ce), "mse": float(mse)}
+                return ce + mse, {"class_loss": ce.item(), "mse": mse.item()}
 
             def metrics(self, output, classes, targets):
                 import torch.nn.functional as F

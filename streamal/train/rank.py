@@ -218,4 +218,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is written; skip interpreter teardown, where gloo's threads can abort the
+    # process ("terminate called without an active exception") after a clean run.
+    os._exit(status)
