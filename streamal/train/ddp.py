@@ -49,7 +49,7 @@ def rank_environment(rank: RankSpec, world: int, port: int, base: dict[str, str]
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
             "CUDA_VISIBLE_DEVICES": "" if rank.gpu is None else str(rank.gpu),
             "LOCAL_RANK_DEVICE": "0",
-        "PYTHONFAULTHANDLER": "1",  # a crashing rank logs its Python stack
+            "PYTHONFAULTHANDLER": "1",  # a crashing rank logs its Python stack
         }
     )
     return env
