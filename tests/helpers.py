@@ -45,50 +45,70 @@ def poll_until_cancelled(limit: float) -> str:
 
 
 class TinyModel:
-    """A small model plugin (import path ``tests.helpers:TinyModel``) for trainer tests."""
+    """A small model plugin (import path ``tests.helpers:TinyModel``) for trainer tests:
+    class logits, one regression target (the first parameter) and its log-variance."""
 
     name = "tiny"
 
     def __new__(cls, space, input_shape, **options):
-        from streamal.model import ModelPlugin
+        return _tiny_class()(space, input_shape, **options)
 
-        class _Tiny(ModelPlugin):
-            name = "tiny"
 
-            def build(self):
-                from torch import nn
+def _tiny_class():
+    import numpy as np
 
-                return nn.Sequential(
-                    nn.Flatten(),
-                    nn.Linear(int(self.input_shape[-1]), 16),
-                    nn.ReLU(),
-                    nn.Linear(16, len(self.space.classes) + 1),
-                )
+    from streamal.model import ModelPlugin
 
-            def encode_targets(self, classes, params):
-                import numpy as np
+    class _Tiny(ModelPlugin):
+        name = "tiny"
 
-                return np.asarray(params[:, :1], dtype=np.float32)
+        def build(self):
+            from torch import nn
 
-            def loss(self, output, classes, targets):
-                import torch.nn.functional as F
+            return nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(int(self.input_shape[-1]), 16),
+                nn.ReLU(),
+                nn.Linear(16, len(self.space.classes) + 2),
+            )
 
-                k = len(self.space.classes)
-                ce = F.cross_entropy(output[:, :k], classes)
-                mse = ((output[:, k:] - targets) ** 2).mean()
-                return ce + mse, {"class_loss": ce.item(), "mse": mse.item()}
+        def encode_targets(self, classes, params):
+            return np.asarray(params[:, :1], dtype=np.float32)
 
-            def metrics(self, output, classes, targets):
-                import torch.nn.functional as F
+        def _parts(self, output):
+            k = len(self.space.classes)
+            return output[:, :k], output[:, k : k + 1], output[:, k + 1]
 
-                k = len(self.space.classes)
-                return {
-                    "class_loss": float(F.cross_entropy(output[:, :k], classes)),
-                    "mse": float(((output[:, k:] - targets) ** 2).mean()),
-                    "accuracy": float((output[:, :k].argmax(1) == classes).float().mean()),
-                }
+        def loss(self, output, classes, targets):
+            import torch.nn.functional as F
 
-        return _Tiny(space, input_shape, **options)
+            logits, y, log_var = self._parts(output)
+            ce = F.cross_entropy(logits, classes)
+            sq = ((y - targets) ** 2).sum(dim=1)
+            nll = (sq * (-log_var).exp() + log_var).mean()
+            return ce + nll, {"class_loss": ce.item(), "mse": sq.mean().item()}
+
+        def metrics(self, output, classes, targets):
+            import torch.nn.functional as F
+
+            logits, y, _ = self._parts(output)
+            return {
+                "class_loss": float(F.cross_entropy(logits, classes)),
+                "mse": float(((y - targets) ** 2).sum(dim=1).mean()),
+                "accuracy": float((logits.argmax(1) == classes).float().mean()),
+            }
+
+        def uncertainty(self, output):
+            import torch
+
+            logits, _, log_var = self._parts(output)
+            p = torch.softmax(logits, dim=1)
+            return {
+                "variance": log_var.exp().numpy(),
+                "entropy": (-(p * p.clamp_min(1e-12).log()).sum(dim=1)).numpy(),
+            }
+
+    return _Tiny
 
 
 def peaks_space():
@@ -113,12 +133,18 @@ def _peaks_simulator_class():
 
         name = "peaks"
 
-        def __init__(self, fail_above: float | None = None, nan_above: float | None = None):
-            self._options = {"fail_above": fail_above, "nan_above": nan_above}
+        def __init__(
+            self,
+            fail_above: float | None = None,
+            nan_above: float | None = None,
+            delay: float = 0.0,
+        ):
+            self._options = {"fail_above": fail_above, "nan_above": nan_above, "delay": delay}
             self.space = peaks_space()
             self.output_shape = (64,)
 
         def _simulate(self, classes, params):
+            time.sleep(self._options["delay"] * len(classes))
             if (
                 self._options["fail_above"] is not None
                 and (params[:, 0] > self._options["fail_above"]).any()

@@ -1,0 +1,150 @@
+"""What the active-learning workflows share: the phase-0 sets, the study set, the AL task.
+
+Sizes: ``phases[0].samples`` uniform training samples per class; validation and test sets of
+``val_fraction``/``test_fraction`` times that per class; the study set is the policy's
+``study_size`` grid points per class; ``phases[k].samples`` (k ≥ 1) is the size of phase k's
+active-learning batch over all classes (the mixture decides the class of each sample).
+
+Each AL batch is saved under ``al/`` as soon as it is drawn, so a resumed run simulates the
+very same parameters and never draws a batch twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamal import plugins
+from streamal.executors import TRAIN_POOL
+from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
+from streamal.policy.uniform import SweepPolicy, UniformPolicy
+from streamal.train.predict import predict_uncertainty
+from streamal.workflows.base import SPLIT_CODES, Workflow
+
+
+class ActiveOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
+    test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
+
+
+class ActiveLearningWorkflow(Workflow):
+    """Base of serial, streaming and continuous: phase-0 data, study set, AL batches."""
+
+    Options = ActiveOptions
+
+    def __init__(self, ctx) -> None:  # noqa: ANN001 - RunContext
+        super().__init__(ctx)
+        pcfg = ctx.config.policy
+        policy_cls = plugins.load("policies", pcfg.name) if pcfg else UncertaintyMixturePolicy
+        self.policy = policy_cls(ctx.space, **(pcfg.options if pcfg else {}))
+        self.al_dir = Path(ctx.run_dir) / "al"
+        self.al_dir.mkdir(exist_ok=True)
+
+    @property
+    def phases(self):  # noqa: ANN201 - list[PhaseConfig]
+        return self.ctx.config.workflow.phases
+
+    def phase0_jobs(self, *, study: bool) -> list:
+        """Coroutines simulating the phase-0 training, validation, test (and study) sets."""
+        n = self.phases[0].samples
+        sizes = {
+            "train": n,
+            "val": max(1, round(n * self.options.val_fraction)),
+            "test": max(1, round(n * self.options.test_fraction)),
+        }
+        uniform = UniformPolicy(self.ctx.space)
+        jobs = []
+        for split, size in sizes.items():
+            classes, params = uniform.sample(size, self.rng(0, SPLIT_CODES[split]))
+            jobs.append(
+                self.simulate(
+                    f"p0/{split}",
+                    classes,
+                    params,
+                    phase=0,
+                    split=split,
+                    origin=uniform.name,
+                    task_phase="S0",
+                )
+            )
+        if study:
+            jobs.append(self.study_job("S0"))
+        return jobs
+
+    def study_job(self, task_phase: str):  # noqa: ANN201 - coroutine
+        """Coroutine simulating the study set (an equally spaced sweep per class)."""
+        size = getattr(self.policy.options, "study_size", self.phases[0].samples)
+        classes, params = SweepPolicy(self.ctx.space).sample(size, self.rng(0, 3))
+        return self.simulate(
+            "p0/study",
+            classes,
+            params,
+            phase=0,
+            split="study",
+            origin="sweep",
+            task_phase=task_phase,
+        )
+
+    async def fit_policy(self, k: int, checkpoint: str) -> None:
+        """AL task ``AL{k}``: the model's uncertainty on the study set → mixture weights."""
+        cfg = self.ctx.config
+        study = self.ctx.store.select(split="study")
+        pred = await self.ctx.scheduler.submit(
+            TRAIN_POOL,
+            predict_uncertainty,
+            str(self.ctx.store.path),
+            study.indices.tolist(),
+            cfg.model.name,
+            cfg.model.options,
+            self.ctx.space.to_dict(),
+            self.ctx.input_shape,
+            checkpoint,
+            phase=f"AL{k}",
+            name=f"AL{k}",
+            info={"samples": len(study)},
+        )
+        weights = mixture_weights(
+            pred["variance"], pred.get("entropy"), self.policy.options.entropy_weight
+        )
+        self.policy.fit(study.classes(), study.params(), weights)
+
+    async def al_batch(self, k: int, n: int, checkpoint: str) -> dict[str, Any]:
+        """Phase k's AL batch (``classes``, ``params``, shuffled), drawn once and saved."""
+        path = self.al_dir / f"phase-{k}.npz"
+        if path.exists():
+            saved = np.load(path)
+            return {key: saved[key] for key in saved.files}
+        if isinstance(self.policy, UncertaintyMixturePolicy):
+            await self.fit_policy(k, checkpoint)
+            classes, params = self.policy.sample_total(n, self.rng(k, 7))
+        else:
+            classes, params = self.policy.sample(
+                max(1, n // len(self.ctx.space.classes)), self.rng(k, 7)
+            )
+        order = self.rng(k, 8).permutation(len(classes))
+        batch = {"classes": classes[order], "params": params[order]}
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **batch)
+        tmp.replace(path)
+        return batch
+
+    async def simulate_al(
+        self, key: str, batch: dict[str, Any], rows: slice, *, phase: int, task_phase: str
+    ):  # noqa: ANN201
+        return await self.simulate(
+            key,
+            batch["classes"][rows],
+            batch["params"][rows],
+            phase=phase,
+            split="train",
+            origin=self.policy.name,
+            task_phase=task_phase,
+        )
+
+    async def gather(self, jobs: list) -> None:
+        await asyncio.gather(*jobs)

@@ -1,0 +1,133 @@
+"""Continuous workflow (paper Fig. 2, which the paper did not build): nothing waits.
+
+* The simulator pool never idles: a feeder keeps every simulator worker busy with chunks
+  drawn from the latest policy (uniform until the first model exists).
+* The trainer retrains, warm-started, on every training sample that has arrived whenever it
+  is free; after each training the AL task refreshes the policy on the study set.
+* It stops when ``sum(phases[*].samples)``-worth of AL samples (beyond phase 0's uniform set)
+  have been stored, or after ``time_budget_s``; a final training then uses everything.
+
+Epochs of round r follow ``phases[0].epochs · √(N₀ / N_r)`` (``epochs ∝ 1/√N``), at least
+``min_epochs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+from pydantic import Field
+
+from streamal.policy.uncertainty import UncertaintyMixturePolicy
+from streamal.policy.uniform import UniformPolicy
+from streamal.train.spec import epochs_for_phase
+from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
+
+
+class ContinuousOptions(ActiveOptions):
+    time_budget_s: float | None = Field(None, gt=0, description="stop simulating after this")
+    min_epochs: int = Field(1, gt=0)
+    chunks_in_flight: int | None = Field(
+        None, gt=0, description="chunks queued per simulator worker pool (default: 2 per worker)"
+    )
+
+
+class ContinuousWorkflow(ActiveLearningWorkflow):
+    name = "continuous"
+    Options = ContinuousOptions
+
+    async def run(self) -> None:
+        await self.gather(self.phase0_jobs(study=True))
+        n0 = len(self.rows("train", 0))
+        budget = sum(p.samples for p in self.phases[1:]) or self.phases[0].samples
+        self._stop_at = (
+            time.time() + self.options.time_budget_s if self.options.time_budget_s else None
+        )
+        self._generation = 0
+        self._feeder_done = asyncio.Event()
+        feeder = asyncio.ensure_future(self._feed(budget))
+        try:
+            result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
+            r = 0
+            while True:
+                finished = self._feeder_done.is_set()
+                r += 1
+                await self._refresh_policy(r, result["best_checkpoint"])
+                n_train = len(self.rows("train"))
+                epochs = epochs_for_phase(
+                    n_train,
+                    base_epochs=self.phases[0].epochs,
+                    base_samples=n0,
+                    minimum=self.options.min_epochs,
+                )
+                result = await self.train(
+                    f"T{r}",
+                    epochs=epochs,
+                    max_phase=None,
+                    warm_start=result["best_checkpoint"],
+                    info={"generation": self._generation},
+                )
+                if finished:
+                    break
+        finally:
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+
+    async def _refresh_policy(self, r: int, checkpoint: str) -> None:
+        """AL task on the study set with the newest model; later chunks draw from it."""
+        if isinstance(self.policy, UncertaintyMixturePolicy):
+            await self.fit_policy(r, checkpoint)
+        self._generation = r
+
+    def _draw(self, i: int, n: int) -> tuple[np.ndarray, np.ndarray, str]:
+        rng = self.rng(1000 + i)
+        fitted = getattr(self.policy, "study_classes_", None) is not None
+        if self._generation == 0 or not fitted:
+            uniform = UniformPolicy(self.ctx.space)
+            c, p = uniform.sample(max(1, n // len(self.ctx.space.classes)), rng)
+            return c[:n], p[:n], uniform.name
+        if isinstance(self.policy, UncertaintyMixturePolicy):
+            c, p = self.policy.sample_total(n, rng)
+        else:
+            c, p = self.policy.sample(max(1, n // len(self.ctx.space.classes)), rng)
+            c, p = c[:n], p[:n]
+        return c, p, self.policy.name
+
+    async def _feed(self, budget: int) -> None:
+        """Keep the sim pool full until ``budget`` AL samples are stored or time runs out."""
+        chunk = self.ctx.config.simulator.chunk_size
+        workers = len(self.ctx.plan.sim_cores)
+        in_flight_max = self.options.chunks_in_flight or 2 * workers
+        stored = sum(b.count for b in self.ctx.store.batches() if b.key.startswith("cont/"))
+        i = len(
+            {b.key.split("/")[1] for b in self.ctx.store.batches() if b.key.startswith("cont/")}
+        )
+        pending: set[asyncio.Task] = set()
+        try:
+            while stored + chunk * len(pending) < budget:
+                if self._stop_at is not None and time.time() > self._stop_at:
+                    break
+                while len(pending) < in_flight_max and stored + chunk * len(pending) < budget:
+                    n = min(chunk, budget - stored - chunk * len(pending))
+                    classes, params, origin = self._draw(i, n)
+                    pending.add(
+                        asyncio.ensure_future(
+                            self.simulate(
+                                f"cont/{i}",
+                                classes,
+                                params,
+                                phase=self._generation + 1,
+                                split="train",
+                                origin=origin,
+                                task_phase=f"C{self._generation}",
+                            )
+                        )
+                    )
+                    i += 1
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                stored += sum(t.result().stored for t in done)
+            if pending:
+                await asyncio.gather(*pending)
+        finally:
+            self._feeder_done.set()

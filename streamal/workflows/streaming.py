@@ -1,0 +1,114 @@
+"""Streaming workflow (paper Fig. 3): simulation overlaps training in parallel groups.
+
+Phase 0 simulates train/val/test (S0); the study set (S'0) is simulated while T0 trains. In
+phase k ≥ 1 the AL batch is split: a part is simulated before T_k (S_k) and the rest (S'_k)
+while T_k trains, joining the training data of phase k+1. The last phase simulates its whole
+batch before training.
+
+The split is ``split_fraction`` (the paper: ½), or ``"auto"``: chosen from the measured
+simulation rate and training cost so that S'_k ends when T_k ends — the balance the paper
+names as its open gap ("unbalanced parallel groups").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from streamal.timeline import TaskRecord
+from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
+
+
+class StreamingOptions(ActiveOptions):
+    split_fraction: float | Literal["auto"] = Field(
+        0.5, description="part of each AL batch simulated before training, or 'auto'"
+    )
+    min_fraction: float = Field(0.1, gt=0, le=1, description="lower bound of the auto split")
+
+
+def balanced_fraction(
+    n: int, n_train: int, sim_rate: float, train_cost: float, epochs: int, lower: float
+) -> float:
+    """Fraction f of an AL batch of ``n`` to simulate before training so that the remaining
+    (1−f)·n samples take as long to simulate as training on n_train + f·n samples::
+
+        (1 − f)·n / sim_rate = train_cost · epochs · (n_train + f·n)
+
+    ``sim_rate``: samples/s of the sim pool; ``train_cost``: seconds per sample-epoch.
+    """
+    a = sim_rate * train_cost * epochs
+    f = (n - a * n_train) / (n * (1 + a))
+    return float(np.clip(f, lower, 1.0))
+
+
+def measured_rates(
+    records: list[TaskRecord], sim_phase: str, train_entry: dict
+) -> tuple[float, float]:
+    """Simulation rate (samples/s over the span of ``sim_phase``) and training cost
+    (s per sample-epoch of the last training)."""
+    sims = [r for r in records if r.phase == sim_phase and r.status == "done" and r.started]
+    span = max(r.ended for r in sims) - min(r.started for r in sims) if sims else 0.0
+    rate = sum(r.info.get("samples", 0) for r in sims) / span if span > 0 else float("inf")
+    cost = train_entry["wall_s"] / max(1, train_entry["n_train"] * train_entry["epochs"])
+    return rate, cost
+
+
+class StreamingWorkflow(ActiveLearningWorkflow):
+    name = "streaming"
+    Options = StreamingOptions
+
+    def split_for(self, k: int, n: int, previous: dict, sim_phase: str) -> float:
+        """The fraction simulated before T_k; saved so a resumed run splits the same way."""
+        path = self.al_dir / f"split-{k}.json"
+        if path.exists():
+            return json.loads(path.read_text())["fraction"]
+        if k == len(self.phases) - 1:
+            f = 1.0
+        elif self.options.split_fraction == "auto":
+            rate, cost = measured_rates(self.ctx.scheduler.timeline.records, sim_phase, previous)
+            f = balanced_fraction(
+                n,
+                len(self.rows("train", k)),
+                rate,
+                cost,
+                self.phases[k].epochs,
+                self.options.min_fraction,
+            )
+        else:
+            f = float(self.options.split_fraction)
+        path.write_text(json.dumps({"fraction": f}))
+        return f
+
+    async def run(self) -> None:
+        await self.gather(self.phase0_jobs(study=False))
+        study = asyncio.ensure_future(self.study_job("S'0"))
+        result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
+        await study
+        sim_phase = "S0"
+        for k in range(1, len(self.phases)):
+            n = self.phases[k].samples
+            batch = await self.al_batch(k, n, result["best_checkpoint"])
+            f = self.split_for(k, n, result, sim_phase)
+            cut = round(f * len(batch["classes"]))
+            await self.simulate_al(f"p{k}/train", batch, slice(0, cut), phase=k, task_phase=f"S{k}")
+            sim_phase = f"S{k}"
+            later = None
+            if cut < len(batch["classes"]):
+                later = asyncio.ensure_future(
+                    self.simulate_al(
+                        f"p{k}/stream", batch, slice(cut, None), phase=k + 1, task_phase=f"S'{k}"
+                    )
+                )
+            result = await self.train(
+                f"T{k}",
+                epochs=self.phases[k].epochs,
+                max_phase=k,
+                warm_start=result["best_checkpoint"],
+                info={"split_fraction": f},
+            )
+            if later is not None:
+                await later

@@ -1,0 +1,94 @@
+"""The active-learning workflows end to end on the small test simulator."""
+
+import json
+
+import numpy as np
+import pytest
+
+from streamal.store import SampleStore
+from streamal.workflows.streaming import balanced_fraction
+from tests.test_run import CONFIG, _run
+
+PHASES = [{"samples": 24, "epochs": 3}, {"samples": 30, "epochs": 2}, {"samples": 30, "epochs": 2}]
+
+
+def _config(workflow, **options):
+    slow = {**CONFIG["simulator"], "options": {"delay": 0.04}}
+    return {
+        **CONFIG,
+        "simulator": slow,
+        "workflow": {"name": workflow, "phases": PHASES, "options": options},
+        "policy": {"name": "uncertainty-mixture", "options": {"study_size": 16}},
+    }
+
+
+def _timeline(run):
+    return json.loads((run / "timeline.json").read_text())
+
+
+def _span(records, phase):
+    rs = [r for r in records if r["phase"] == phase and r["started"]]
+    return min(r["started"] for r in rs), max(r["ended"] for r in rs)
+
+
+def test_serial_runs_phases_one_after_another(tmp_path):
+    res = _run(tmp_path, _config("serial"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())["phases"]
+    assert [m["phase"] for m in metrics] == ["T0", "T1", "T2"]
+    assert [m["n_train"] for m in metrics] == [48, 78, 108]
+    with SampleStore(run / "store.h5", mode="r") as s:
+        assert len(s.select(split="study")) == 32
+        origins = {b.origin for b in s.batches() if b.phase > 0}
+        assert origins == {"uncertainty-mixture"}
+    t = _timeline(run)
+    assert _span(t, "S1")[0] >= _span(t, "T0")[1] - 1e-3
+    assert _span(t, "T1")[0] >= _span(t, "S1")[1] - 1e-3
+    assert {r["phase"] for r in t} >= {"AL1", "AL2"}
+
+
+def test_streaming_overlaps_simulation_with_training(tmp_path):
+    res = _run(tmp_path, _config("streaming", split_fraction=0.5))
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())["phases"]
+    # T1 trains on phase 0 + half of P1; T2 adds S'1 and all of P2
+    assert [m["n_train"] for m in metrics] == [48, 63, 108]
+    t = _timeline(run)
+    s_study, t0 = _span(t, "S'0"), _span(t, "T0")
+    assert s_study[0] < t0[1] and t0[0] < s_study[1], "S'0 did not overlap T0"
+    s1p, t1 = _span(t, "S'1"), _span(t, "T1")
+    assert s1p[0] < t1[1] and t1[0] < s1p[1], "S'1 did not overlap T1"
+
+
+def test_continuous_keeps_simulating_while_training(tmp_path):
+    res = _run(tmp_path, _config("continuous"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    with SampleStore(run / "store.h5", mode="r") as s:
+        cont = [b for b in s.batches() if b.key.startswith("cont/")]
+        assert sum(b.count for b in cont) == 60
+    t = _timeline(run)
+    trainings = [r for r in t if r["pool"] == "train" and r["phase"].startswith("T")]
+    sims = [r for r in t if r["phase"].startswith("C")]
+    overlapping = [
+        s
+        for s in sims
+        for tr in trainings
+        if s["started"] < tr["ended"] and tr["started"] < s["ended"]
+    ]
+    assert overlapping, "no simulation ran while the trainer trained"
+    metrics = json.loads((run / "metrics.json").read_text())["phases"]
+    assert metrics[-1]["n_train"] == 48 + 60
+
+
+@pytest.mark.parametrize(
+    ("n", "n_train", "rate", "cost", "epochs"),
+    [(100, 200, 50.0, 0.001, 10), (1000, 0, 10.0, 0.01, 5)],
+)
+def test_balanced_fraction_equalises_the_parallel_group(n, n_train, rate, cost, epochs):
+    f = balanced_fraction(n, n_train, rate, cost, epochs, 0.0)
+    sim_time = (1 - f) * n / rate
+    train_time = cost * epochs * (n_train + f * n)
+    assert np.isclose(sim_time, train_time)
