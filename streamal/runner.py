@@ -31,7 +31,7 @@ from streamal.scheduler import Scheduler
 from streamal.store import SampleStore
 
 EXIT_INTERRUPTED = 130
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -16,6 +16,8 @@ through its :class:`~streamal.task.CancelToken`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +32,33 @@ from streamal.timeline import TaskRecord, Timeline
 
 if TYPE_CHECKING:
     import parsl
+
+
+def _bridge(future: concurrent.futures.Future) -> asyncio.Future:
+    """An asyncio future that follows a Parsl future, without cancelling it when cancelled.
+
+    ``asyncio.wrap_future`` forwards cancellation to the source, and Parsl's ``AppFuture``
+    raises ``NotImplementedError`` on ``cancel()``; running tasks are stopped through their
+    cancel token instead.
+    """
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def settle(done: concurrent.futures.Future) -> None:
+        if waiter.cancelled():
+            return
+        exc = done.exception()
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(done.result())
+
+    def forward(done: concurrent.futures.Future) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle, done)
+
+    future.add_done_callback(forward)
+    return waiter
 
 
 class TaskFailed(StreamalError):
@@ -183,7 +212,7 @@ class Scheduler:
             self.progress.submitted(pool)
             try:
                 future = self._apps[pool](fn, args, kwargs, token)
-                outcome: TaskOutcome = await asyncio.wrap_future(future)
+                outcome: TaskOutcome = await _bridge(future)
             except asyncio.CancelledError:
                 token.set()
                 self._record(
