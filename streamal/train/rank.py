@@ -135,7 +135,9 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     report["train_samples_seen_per_epoch"] = len(sampler)
 
     history_path = out_dir / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.exists() and start_epoch else []
+    history = []
+    if start_epoch and history_path.exists():  # keep exactly the epochs last.pt has seen
+        history = [h for h in json.loads(history_path.read_text()) if h["epoch"] < start_epoch]
     for epoch in range(start_epoch, spec.epochs):
         stop = [bool(spec.cancel_path and os.path.exists(spec.cancel_path))]
         dist.broadcast_object_list(stop, src=0)  # every rank stops at the same epoch
@@ -179,6 +181,7 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
                     model_name=spec.model,
                     model_options=spec.model_options,
                 )
+            history_path.write_text(json.dumps(history, indent=1))
             save_checkpoint(
                 last,
                 model=model.state_dict(),
@@ -186,7 +189,6 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
                 epoch=epoch,
                 best_loss=best,
             )
-            history_path.write_text(json.dumps(history, indent=1))
         dist.barrier()
     if rank == 0 and not (out_dir / "best.pt").exists():  # no validation split: keep the last
         save_checkpoint(
