@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from streamal.errors import ConfigError, PluginError
+from streamal.errors import ConfigError, PluginError, StreamalError
 
 SITES = ("local", "polaris", "perlmutter")
 
@@ -219,6 +219,13 @@ def _check_plugin_options(cfg: RunConfig) -> list[str]:
                 options_model.model_validate(pc.options)
             except ValidationError as err:
                 problems += format_validation_error(err, options_model, (section, "options"))
+        elif section == "simulator":  # a simulator checks its options when it is built
+            try:
+                plugin(**pc.options)
+            except TypeError as exc:
+                problems.append(f"simulator.options: {exc}")
+            except (StreamalError, ValueError) as exc:
+                problems.append(f"simulator.options: {exc}")
     return problems
 
 

@@ -92,3 +92,14 @@ def test_resume_refuses_another_config(tmp_path):
         timeout=60,
     )
     assert res.returncode == 2 and "seed: 1 -> 2" in res.stderr
+
+
+def test_nan_outputs_are_recorded_as_failures(tmp_path):
+    cfg = {**CONFIG, "simulator": {**CONFIG["simulator"], "options": {"nan_above": 0.7}}}
+    res = _run(tmp_path, cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    with SampleStore(tmp_path / "run" / "store.h5", mode="r") as s:
+        failures = s.failures()
+        assert failures and all("non-finite output" in f["error"] for f in failures)
+        assert len(s) + len(failures) == 160
+        assert np.isfinite(s.select().inputs()).all()
