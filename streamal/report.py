@@ -207,4 +207,33 @@ def write_report(run_dir: Path) -> list[Path]:
         if phases and any(p.get("test") for p in phases):
             written.append(_metrics_plot(phases, out / "metrics.png"))
     print_table(rows)
+    if (run_dir / "store.h5").exists():
+        summary = store_summary(run_dir / "store.h5")
+        (out / "samples.json").write_text(json.dumps(summary, indent=1))
+        written.append(out / "samples.json")
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"samples stored: {summary['stored']} "
+            + " ".join(f"{k}={v}" for k, v in summary["by_split"].items())
+            + f"; failed: {summary['failed']}"
+            + (f" (first error: {summary['first_error']})" if summary["failed"] else "")
+        )
     return written
+
+
+def store_summary(path: Path) -> dict:
+    """Samples per split and phase, and the failed samples, of a store."""
+    from streamal.store import SPLITS, SampleStore
+
+    with SampleStore(path, mode="r") as store:
+        failures = store.failures()
+        by_split = {s: len(store.select(split=s)) for s in SPLITS}
+        phases = sorted({b.phase for b in store.batches()})
+        return {
+            "stored": len(store),
+            "by_split": {k: v for k, v in by_split.items() if v},
+            "by_phase": {str(p): len(store.select(phase=p)) for p in phases},
+            "failed": len(failures),
+            "first_error": failures[0]["error"] if failures else None,
+        }

@@ -103,3 +103,5 @@ def test_nan_outputs_are_recorded_as_failures(tmp_path):
         assert failures and all("non-finite output" in f["error"] for f in failures)
         assert len(s) + len(failures) == 160
         assert np.isfinite(s.select().inputs()).all()
+    summary = json.loads((tmp_path / "run" / "report" / "samples.json").read_text())
+    assert summary["failed"] == len(failures) and "failed: " in res.stderr
