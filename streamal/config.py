@@ -82,6 +82,12 @@ class PluginConfig(Strict):
 
 class SimulatorConfig(PluginConfig):
     chunk_size: int = Field(64, gt=0, description="samples per simulation task")
+    mpi_ranks: int | None = Field(
+        None,
+        gt=0,
+        description="run each chunk with mpiexec -n mpi_ranks (MPI launch mode); "
+        "each sim worker then owns mpi_ranks cores",
+    )
 
 
 class PhaseConfig(Strict):

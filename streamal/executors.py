@@ -95,15 +95,27 @@ def _provider(site: SiteConfig, *, pool: str, cores_per_node: int, gpus: int, wo
     raise ValueError(f"site.name: unknown site {site.name!r}")
 
 
+def sim_core_groups(plan: NodePlan, cores_per_worker: int = 1) -> list[tuple[int, ...]]:
+    """The simulator cores cut into one group per worker (MPI mode: several per worker)."""
+    cores = plan.sim_cores
+    n = max(1, len(cores) // cores_per_worker)
+    return [
+        tuple(cores[i * cores_per_worker : (i + 1) * cores_per_worker]) or cores for i in range(n)
+    ]
+
+
 def build_parsl_config(
     plan: NodePlan,
     site: SiteConfig,
     scheduler: SchedulerConfig,
     run_dir: str | Path,
+    *,
+    sim_cores_per_worker: int = 1,
 ) -> parsl.Config:
     """The ``parsl.Config`` with the ``sim`` and ``train`` pools of a NodePlan.
 
-    Nothing is submitted or started: this only builds objects.
+    ``sim_cores_per_worker`` > 1 gives each simulator worker a group of cores (MPI launch
+    mode: a chunk runs as that many ranks). Nothing is submitted or started.
     """
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor
@@ -118,10 +130,11 @@ def build_parsl_config(
         "poll_period": 10,
         **address,
     }
+    groups = sim_core_groups(plan, sim_cores_per_worker)
     sim = HighThroughputExecutor(
         label=SIM_POOL,
-        max_workers_per_node=len(plan.sim_cores),
-        cpu_affinity=affinity_list([(c,) for c in plan.sim_cores]),
+        max_workers_per_node=len(groups),
+        cpu_affinity=affinity_list(groups),
         available_accelerators=(),
         provider=_provider(
             site,

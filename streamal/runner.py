@@ -104,7 +104,9 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
     )
     for note in store.recovered:
         console.print(f"[yellow]store: {note}")
-    parsl_config = build_parsl_config(plan, cfg.site, cfg.scheduler, run_dir)
+    parsl_config = build_parsl_config(
+        plan, cfg.site, cfg.scheduler, run_dir, sim_cores_per_worker=cfg.simulator.mpi_ranks or 1
+    )
     try:
         async with Scheduler(
             parsl_config,

@@ -60,14 +60,17 @@ async def simulate_batch(
     origin: str,
     chunk_size: int,
     task_phase: str,
+    mpi_ranks: int | None = None,
 ) -> SimulationReport:
     """Simulate ``params`` in chunks on the sim pool and append each chunk as it returns."""
     import json
 
+    from streamal.mpi import simulate_chunk_mpi
     from streamal.scheduler import TaskFailed
 
     options_json = json.dumps(options, sort_keys=True)
     report = SimulationReport()
+    fn, extra = (simulate_chunk_mpi, {"ranks": mpi_ranks}) if mpi_ranks else (simulate_chunk, {})
     failed_keys = {f["key"] for f in store.failures()}
 
     async def one_chunk(i: int, rows: np.ndarray) -> None:

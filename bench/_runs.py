@@ -1,0 +1,52 @@
+"""Run campaigns for the benchmarks and read back what they measured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamal.timeline import load_records
+
+
+def run_config(config: dict[str, Any], run_dir: Path, timeout: float = 1800) -> Path:
+    """``python -m streamal run`` in a fresh process (the way users run it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    res = subprocess.run(
+        [sys.executable, "-m", "streamal", "run", str(path), "--run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"run {run_dir} failed ({res.returncode}):\n{res.stderr[-4000:]}")
+    return run_dir
+
+
+def makespan(run_dir: Path) -> float:
+    """First task start to last task end, seconds (Parsl start-up excluded)."""
+    recs = [r for r in load_records(run_dir / "timeline.json") if r.started and r.ended]
+    return max(r.ended for r in recs) - min(r.started for r in recs)
+
+
+def overlap_efficiency(run_dir: Path) -> dict[str, float]:
+    """Busy core-seconds / available core-seconds of each pool over the makespan."""
+    plan = json.loads((run_dir / "run.json").read_text())["plan"]
+    cores = {"sim": len(plan["sim_cores"]),
+             "train": sum(len(r["cores"]) for r in plan["trainer_ranks"])}
+    recs = [r for r in load_records(run_dir / "timeline.json") if r.started and r.ended]
+    span = makespan(run_dir)
+    out = {}
+    for pool, n in cores.items():
+        busy = sum(r.duration * (1 if pool == "sim" else n) for r in recs if r.pool == pool)
+        out[pool] = busy / (n * span) if span > 0 else 0.0
+    return out
+
+
+def final_metrics(run_dir: Path) -> dict[str, Any]:
+    """The last phase's entry of ``metrics.json``."""
+    return json.loads((run_dir / "metrics.json").read_text())["phases"][-1]

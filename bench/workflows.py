@@ -1,0 +1,108 @@
+"""Serial vs streaming vs continuous: makespan, accuracy and overlap on the same resources.
+
+    python bench/workflows.py [--quick] [--seeds 3] [--json]
+
+Every workflow runs the diffraction app with the same seed, sizes (CPU-scaled Table II
+schedule) and node plan; the three run back to back per seed, in rotating order. Reports the
+median makespan of each, the ratios to serial, the final test MSE/accuracy per seed and the
+overlap efficiency (busy core-seconds / available core-seconds) of each pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+from pathlib import Path
+
+import _common
+import _runs
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+WORKFLOWS = ("serial", "streaming", "continuous")
+
+
+def base_config(quick: bool) -> dict:
+    """CPU-scaled version of the paper's E1 schedule (4 phases, epochs 400/300/250/200)."""
+    n0, batch = (120, 240) if quick else (400, 800)
+    epochs = [16, 12, 10, 8] if quick else [40, 30, 25, 20]
+    return {
+        "name": "bench-workflows",
+        "scheduler": {"retries": 1, "progress": False},
+        "simulator": {"name": "diffraction-tof", "chunk_size": 32, "options": {"preset": "e1"}},
+        "model": {"name": "diffraction-cnn"},
+        "policy": {"name": "uncertainty-mixture",
+                   "options": {"study_size": 60 if quick else 200, "entropy_weight": 0.5}},
+        "train": {"batch_size": 64, "learning_rate": 5e-4},
+        "workflow": {"name": "serial",
+                     "phases": [{"samples": n0, "epochs": epochs[0]}]
+                     + [{"samples": batch, "epochs": e} for e in epochs[1:]]},
+    }
+
+
+def config_for(workflow: str, seed: int, quick: bool) -> dict:
+    cfg = copy.deepcopy(base_config(quick))
+    cfg["seed"] = seed
+    cfg["workflow"]["name"] = workflow
+    if workflow == "streaming":
+        cfg["workflow"]["options"] = {"split_fraction": "auto"}
+    return cfg
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--keep", help="keep run directories under this folder")
+    args = p.parse_args()
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-wf-"))
+    per: dict[str, dict[str, list]] = {w: {"makespan": [], "mse": [], "acc": [],
+                                           "sim_eff": [], "train_eff": []} for w in WORKFLOWS}
+    for seed in range(args.seeds):
+        order = WORKFLOWS[seed % 3:] + WORKFLOWS[:seed % 3]
+        for wf in order:
+            run = _runs.run_config(config_for(wf, seed, args.quick), root / f"{wf}-{seed}")
+            final = _runs.final_metrics(run)
+            eff = _runs.overlap_efficiency(run)
+            per[wf]["makespan"].append(_runs.makespan(run))
+            per[wf]["mse"].append(final["test"].get("mse"))
+            per[wf]["acc"].append(final["test"].get("accuracy"))
+            per[wf]["sim_eff"].append(eff["sim"])
+            per[wf]["train_eff"].append(eff["train"])
+    med = {w: statistics.median(per[w]["makespan"]) for w in WORKFLOWS}
+    result = {
+        "seeds": args.seeds,
+        "quick": args.quick,
+        **{f"{w}_s": round(med[w], 2) for w in WORKFLOWS},
+        "streaming_over_serial": round(med["streaming"] / med["serial"], 3),
+        "continuous_over_serial": round(med["continuous"] / med["serial"], 3),
+        "continuous_over_streaming": round(med["continuous"] / med["streaming"], 3),
+        "overlap_efficiency": {w: {"sim": round(statistics.median(per[w]["sim_eff"]), 3),
+                                   "train": round(statistics.median(per[w]["train_eff"]), 3)}
+                               for w in WORKFLOWS},
+        "test_mse": {w: [round(x, 5) for x in per[w]["mse"]] for w in WORKFLOWS},
+        "test_accuracy": {w: [round(x, 4) for x in per[w]["acc"]] for w in WORKFLOWS},
+        "makespan_s": {w: [round(x, 2) for x in per[w]["makespan"]] for w in WORKFLOWS},
+        "run_dirs": str(root),
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    for ax, key, label in zip(axes, ("makespan", "mse", "sim_eff"),
+                              ("makespan (s)", "final test MSE", "sim pool busy fraction"),
+                              strict=True):
+        ax.boxplot([per[w][key] for w in WORKFLOWS], tick_labels=list(WORKFLOWS))
+        ax.set_title(label)
+    fig.suptitle(f"{args.seeds} seeds; streaming/serial {result['streaming_over_serial']:.2f}, "
+                 f"continuous/serial {result['continuous_over_serial']:.2f}")
+    fig.tight_layout()
+    _common.RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(_common.RESULTS / "workflows.png", dpi=120)
+    _common.emit("workflows", result, args.json)
+
+
+if __name__ == "__main__":
+    main()
