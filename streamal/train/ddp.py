@@ -44,14 +44,17 @@ def rank_environment(rank: RankSpec, world: int, port: int, base: dict[str, str]
             "WORLD_SIZE": str(world),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": str(port),
-            "OMP_NUM_THREADS": str(max(1, len(rank.cores))),
-            "MKL_NUM_THREADS": str(max(1, len(rank.cores))),
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
             "CUDA_VISIBLE_DEVICES": "" if rank.gpu is None else str(rank.gpu),
             "LOCAL_RANK_DEVICE": "0",
             "PYTHONFAULTHANDLER": "1",  # a crashing rank logs its Python stack
         }
     )
+    if rank.cores:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(len(rank.cores))
+    else:  # unpinned: torch sizes its thread pool from the whole machine
+        env.pop("OMP_NUM_THREADS", None)
+        env.pop("MKL_NUM_THREADS", None)
     return env
 
 

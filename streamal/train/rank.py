@@ -85,7 +85,8 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     from streamal.space import ParameterSpace
 
     me = spec.ranks[rank]
-    torch.set_num_threads(max(1, len(me.cores)))
+    if me.cores:  # pinned: one thread per owned core; unpinned: torch's own default
+        torch.set_num_threads(len(me.cores))
     world = spec.world_size
     backend = spec.resolved_backend()
     if me.gpu is not None:
