@@ -138,13 +138,21 @@ def _peaks_simulator_class():
             fail_above: float | None = None,
             nan_above: float | None = None,
             delay: float = 0.0,
+            kill_once: str | None = None,
         ):
-            self._options = {"fail_above": fail_above, "nan_above": nan_above, "delay": delay}
+            self._options = {
+                "fail_above": fail_above,
+                "nan_above": nan_above,
+                "delay": delay,
+                "kill_once": kill_once,
+            }
             self.space = peaks_space()
             self.output_shape = (64,)
 
         def _simulate(self, classes, params):
             time.sleep(self._options["delay"] * len(classes))
+            if self._options["kill_once"] and len(classes) > 1:
+                die_once(self._options["kill_once"])  # SIGKILLs this worker the first time
             if (
                 self._options["fail_above"] is not None
                 and (params[:, 0] > self._options["fail_above"]).any()
