@@ -8,10 +8,13 @@ import sys
 import time
 from collections import Counter
 
+import pytest
 import yaml
 
 from streamal.store import SampleStore
 from tests.test_workflows import _config
+
+pytestmark = pytest.mark.faults
 
 
 def _start(tmp_path, config, *args):
