@@ -23,7 +23,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         cfg = load_config(path)
         print(
             f"{path}: ok ({cfg.workflow.name} workflow, site {cfg.site.name}, "
-            f"simulator {cfg.simulator.name})"
+            f"simulator {cfg.simulator.name if cfg.simulator else 'none'})"
         )
     return 0
 

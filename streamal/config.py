@@ -117,7 +117,7 @@ class RunConfig(Strict):
     seed: int = 0
     site: SiteConfig = SiteConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
-    simulator: SimulatorConfig
+    simulator: SimulatorConfig | None = None
     model: PluginConfig | None = None
     policy: PluginConfig | None = None
     train: TrainConfig = TrainConfig()

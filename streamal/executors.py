@@ -111,11 +111,15 @@ def build_parsl_config(
     run_dir: str | Path,
     *,
     sim_cores_per_worker: int = 1,
+    train_worker_per_rank: bool = False,
 ) -> parsl.Config:
     """The ``parsl.Config`` with the ``sim`` and ``train`` pools of a NodePlan.
 
     ``sim_cores_per_worker`` > 1 gives each simulator worker a group of cores (MPI launch
-    mode: a chunk runs as that many ranks). Nothing is submitted or started.
+    mode: a chunk runs as that many ranks). ``train_worker_per_rank`` gives the train pool one
+    worker per trainer rank (its cores and GPU) instead of one worker that starts DDP ranks —
+    for workflows that train many small models at once (architecture search).
+    Nothing is submitted or started.
     """
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor
@@ -146,11 +150,17 @@ def build_parsl_config(
         **common,
     )
     gpus = plan.gpus
+    if train_worker_per_rank:
+        train_groups = [r.cores for r in plan.trainer_ranks]
+        accelerators = [str(r.gpu) for r in plan.trainer_ranks] if gpus else ()
+    else:
+        train_groups = [plan.trainer_cores]
+        accelerators = [",".join(str(g) for g in gpus)] if gpus else ()
     train = HighThroughputExecutor(
         label=TRAIN_POOL,
-        max_workers_per_node=1,
-        cpu_affinity=affinity_list([plan.trainer_cores]),
-        available_accelerators=[",".join(str(g) for g in gpus)] if gpus else (),
+        max_workers_per_node=len(train_groups),
+        cpu_affinity=affinity_list(train_groups),
+        available_accelerators=accelerators,
         provider=_provider(
             site,
             pool=TRAIN_POOL,

@@ -93,19 +93,27 @@ def prepare_run_dir(
 async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
     from streamal.workflows.base import RunContext
 
-    simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
     workflow_cls = plugins.load("workflows", cfg.workflow.name)
-    store = SampleStore(
-        run_dir / "store.h5",
-        param_names=simulator.space.param_names,
-        class_names=simulator.space.class_names,
-        input_shape=simulator.output_shape,
-        metadata={"fingerprint": cfg.fingerprint(), "simulator": cfg.simulator.name},
-    )
-    for note in store.recovered:
-        console.print(f"[yellow]store: {note}")
+    store, space, input_shape = None, None, ()
+    if cfg.simulator is not None:
+        simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
+        space, input_shape = simulator.space, tuple(simulator.output_shape)
+        store = SampleStore(
+            run_dir / "store.h5",
+            param_names=space.param_names,
+            class_names=space.class_names,
+            input_shape=input_shape,
+            metadata={"fingerprint": cfg.fingerprint(), "simulator": cfg.simulator.name},
+        )
+        for note in store.recovered:
+            console.print(f"[yellow]store: {note}")
     parsl_config = build_parsl_config(
-        plan, cfg.site, cfg.scheduler, run_dir, sim_cores_per_worker=cfg.simulator.mpi_ranks or 1
+        plan,
+        cfg.site,
+        cfg.scheduler,
+        run_dir,
+        sim_cores_per_worker=(cfg.simulator.mpi_ranks if cfg.simulator else None) or 1,
+        train_worker_per_rank=getattr(workflow_cls, "train_worker_per_rank", False),
     )
     try:
         async with Scheduler(
@@ -120,13 +128,14 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
                 plan,
                 scheduler,
                 store,
-                simulator.space,
-                tuple(simulator.output_shape),
+                space,
+                input_shape,
                 MetricsLog(run_dir / "metrics.json"),
             )
             await workflow_cls(ctx).run()
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def _write_status(run_dir: Path, cfg: RunConfig, plan: NodePlan, status: str, **extra) -> None:

@@ -42,6 +42,7 @@ def test_valid_config_parses_with_defaults():
         ),
         (("site", "nmae"), "local", r"site\.nmae: unknown key; allowed: name, nodes, "),
         (("colour",), "red", r"colour: unknown key; allowed: name, seed, site, "),
+        (("simulator",), 3, r"simulator: .*valid dictionary"),
         (("site", "name"), "aurora", r"site\.name: got 'aurora'; allowed: 'local', 'polaris'"),
         (("scheduler", "retries"), "many", r"scheduler\.retries: .*integer.*\(got 'many'\)"),
         (("simulator", "chunk_size"), -1, r"simulator\.chunk_size: must be > 0"),
@@ -56,8 +57,8 @@ def test_bad_values_name_their_key_path(path, value, message):
 
 def test_missing_section_is_named():
     data = dict(BASE)
-    del data["simulator"]
-    with pytest.raises(ConfigError, match="simulator: required key is missing"):
+    del data["workflow"]
+    with pytest.raises(ConfigError, match="workflow: required key is missing"):
         _parse(data)
 
 

@@ -80,3 +80,13 @@ def test_inside_job_shares_the_allocation_nodes(tmp_path, site):
 def test_encryption_can_be_switched(tmp_path):
     _, config = _build(tmp_path, encrypted=True)
     assert all(e.encrypted for e in config.executors)
+
+
+def test_train_pool_with_one_worker_per_rank(tmp_path):
+    cfg = SiteConfig(name="polaris", account="p")
+    plan = NodePlan.build(site_topology("polaris"), site="polaris")
+    config = build_parsl_config(plan, cfg, SchedulerConfig(), tmp_path, train_worker_per_rank=True)
+    _, train = _pools(config)
+    assert train.max_workers_per_node == 4
+    assert train.cpu_affinity == "list:0,1:8,9:16,17:24,25"
+    assert train.available_accelerators == ["3", "2", "1", "0"]

@@ -33,8 +33,8 @@ class RunContext:
     run_dir: Path
     plan: NodePlan
     scheduler: Scheduler
-    store: SampleStore
-    space: ParameterSpace
+    store: SampleStore | None  # None when the config names no simulator
+    space: ParameterSpace | None
     input_shape: tuple[int, ...]
     metrics: MetricsLog
 
@@ -49,12 +49,16 @@ class Workflow(ABC):
     name: ClassVar[str] = ""
     Options: ClassVar[type[BaseModel]] = NoOptions
     needs_model: ClassVar[bool] = True
+    needs_simulator: ClassVar[bool] = True
+    train_worker_per_rank: ClassVar[bool] = False  # one train worker per rank (see executors)
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.options = self.Options.model_validate(ctx.config.workflow.options)
         if self.needs_model and ctx.config.model is None:
             raise ConfigError(f"model: required by the {self.name!r} workflow")
+        if self.needs_simulator and ctx.config.simulator is None:
+            raise ConfigError(f"simulator: required by the {self.name!r} workflow")
 
     @abstractmethod
     async def run(self) -> None:
