@@ -152,6 +152,7 @@ def _write_status(run_dir: Path, cfg: RunConfig, plan: NodePlan, status: str, **
 
 def run_campaign(*, config_path: str | None, run_dir: str | None, resume: str | None) -> int:
     """Run (or resume) a campaign; returns the process exit status."""
+    os.umask(os.umask(0) | 0o002)  # nothing in the run directory is world-writable
     cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume)
     plan = plan_for(cfg.site)
     console.print(

@@ -1,6 +1,7 @@
 """End to end: ``streamal run`` with the baseline workflow on a small test simulator."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ CONFIG = {
 }
 
 
-def _run(tmp_path, config, *extra):
+def _run(tmp_path, config, *extra, umask=None):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     return subprocess.run(
@@ -37,11 +38,12 @@ def _run(tmp_path, config, *extra):
         capture_output=True,
         text=True,
         timeout=300,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )
 
 
 def test_baseline_run_writes_every_output(tmp_path):
-    res = _run(tmp_path, CONFIG)
+    res = _run(tmp_path, CONFIG, umask=0)  # a careless umask must not make files writable
     assert res.returncode == 0, res.stderr[-3000:]
     run = tmp_path / "run"
     for name in (
@@ -66,6 +68,8 @@ def test_baseline_run_writes_every_output(tmp_path):
     assert {r["pool"] for r in timeline} == {"sim", "train"}
     assert sum(r["info"].get("samples", 0) for r in timeline if r["pool"] == "sim") == 160
     assert json.loads((run / "run.json").read_text())["status"] == "done"
+    writable = [p for p in run.rglob("*") if p.stat().st_mode & 0o002]
+    assert not writable, f"world-writable: {writable}"
 
 
 def test_failing_samples_are_recorded_not_dropped(tmp_path):
