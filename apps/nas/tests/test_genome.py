@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from streamal_nas.data import load_digits_splits
 from streamal_nas.genome import (
     MacroGenome,

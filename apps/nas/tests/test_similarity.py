@@ -7,6 +7,7 @@ import time
 import networkx as nx
 import numpy as np
 import pytest
+
 from streamal_nas.genome import MacroGenome, default_sequence_space
 from streamal_nas.similarity import (
     SimilarityEngine,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from streamal_nas.genome import MacroGenome, default_sequence_space
 from streamal_nas.models import MacroNet, SequenceNet
 from streamal_nas.transfer import (
@@ -14,7 +16,6 @@ from streamal_nas.transfer import (
     shape_sequence,
     transfer_weights,
 )
-from torch import nn
 
 
 def test_lp_and_lcs_on_hand_made_sequences() -> None:

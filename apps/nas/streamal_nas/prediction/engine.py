@@ -1,0 +1,475 @@
+"""PENGUIN prediction engine: parametric modelling (Alg. 1) and prediction analyzer (Alg. 2).
+
+Usage from a training loop (DeepHyper-style)::
+
+    engine = PredictionEngine(PredictionConfig(e_pred=20, epochs_per_iteration=0.5))
+    job = engine.job("cand-7")
+    for epoch in (0.5, 1.0, 1.5, ...):
+        job.record(epoch, validate(model))
+        if job.stopped():
+            break
+    job.decision.fitness  # FIT_P on convergence, fit_V when e_pred was reached
+
+Decoupled use (the engine as a separate task reading records): see :mod:`.records`.
+
+Paper ambiguities and how they are resolved (quotes from Rorabaugh et al., TPDS 2022):
+
+* Alg. 2 line 6 reads "if FIT_P is a valid fitness value then exit" and line 7 "if last N
+  fit_V in H are within t"; the text (Conditions 2 and 3) says the prediction must be valid
+  and "The N most recent fitness predictions are all within the threshold t of their mean".
+  We follow the text: exit when FIT_P is *not* valid; test the last N predictions fit_P
+  against their mean (the authors' code uses the median; the paper says mean).
+* Line 3 "if e <= N * E then exit" is applied literally. "The N most recent fitness
+  predictions" are the last N entries of H that hold one: entries before C_min points or
+  whose fit failed hold none and are skipped, as in the authors' code (Alg. 1 line 2
+  initialises fit_P to 0, which we do not count as a prediction); fewer than N: exit.
+* Line 4 "if e = e_pred then return fit_V" is applied as ``e >= e_pred`` (float epochs).
+* With several curves, Alg. 1 (one function F) is run per curve and the fit with the lowest
+  residual sum of squares gives fit_P; with one curve (the default, the paper's
+  ``a - b^(c-x)``) this is exactly Alg. 1.
+* Never-learning networks: the paper stops them through the same analyzer ("This NN is
+  correctly classified by PENGUIN as a never-learn", Fig. 8a). :class:`NeverLearningRule`
+  is an optional, off-by-default addition for flat curves whose noisy predictions do not
+  settle within t.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from streamal.errors import ConfigError
+
+from .curves import DEFAULT_CURVE, Curve, FitResult, fit_curve, get_curve
+
+__all__ = [
+    "Decision",
+    "HistoryEntry",
+    "NeverLearningRule",
+    "PredictionConfig",
+    "PredictionEngine",
+    "PredictionJob",
+    "StopReason",
+    "analyze_records",
+]
+
+StopReason = Literal["converged", "never-learning", "max-epochs"]
+Selection = Literal["single", "min-rss", "failed", "insufficient-data"]
+
+
+@dataclass(frozen=True)
+class NeverLearningRule:
+    """Optional early stop for flat curves at chance level (not in the paper's Alg. 2).
+
+    Fires at the first record with ``epoch >= min_epoch`` at which every observed fitness so
+    far is ``<= floor`` and the latest prediction, if any, is also ``<= floor``. It is
+    consulted only when Alg. 2 did not stop the job and before ``e_pred``.
+
+    Args:
+        floor: Fitness at or below which a network is taken not to learn, in the fitness
+            units (e.g. a little above chance: 2 for CIFAR-100 accuracy in percent).
+        min_epoch: Earliest epoch at which the rule may fire.
+    """
+
+    floor: float
+    min_epoch: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.floor):
+            raise ConfigError(f"never_learning.floor must be finite, got {self.floor}")
+        if not self.min_epoch > 0:
+            raise ConfigError(f"never_learning.min_epoch must be > 0, got {self.min_epoch}")
+
+
+@dataclass(frozen=True)
+class PredictionConfig:
+    """PENGUIN engine parameters (Table 4) plus fitting options.
+
+    Args:
+        n_predictions: N, "the number of most recent fitness predictions to consider".
+        tolerance: t, "how much variability is tolerated to establish convergence", in
+            fitness units.
+        epochs_per_iteration: E, "the number of epochs per iteration"; epochs are rescaled
+            by r = 1/E before fitting.
+        e_pred: "the epoch in the future for which PENGUIN predicts NN fitness; also, the
+            maximum number of epochs an NN will train".
+        curves: Curve names (see ``CURVES``) or :class:`Curve` objects; the default is the
+            paper's ``a - b^(c-x)``.
+        valid_range: Inclusive range of valid fitness predictions (Condition 2).
+        fitness_scale: Multiplier applied to fitness before fitting (and undone on the
+            prediction), so that bounds calibrated for percent apply; 100 for accuracy in
+            [0, 1]. The authors' code calls it ``yshift``.
+        c_min: Minimum number of datapoints before fitting; ``None``: each curve's number
+            of parameters ("equal to the degrees of freedom in the parametric function").
+        max_nfev: Limit on function evaluations per ``curve_fit`` call; ``None``: SciPy's
+            default for bounded fits (100 x number of parameters), as in the authors' code.
+        never_learning: Optional :class:`NeverLearningRule`.
+    """
+
+    n_predictions: int = 3
+    tolerance: float = 0.5
+    epochs_per_iteration: float = 0.5
+    e_pred: float = 20.0
+    curves: tuple[str | Curve, ...] = (DEFAULT_CURVE,)
+    valid_range: tuple[float, float] = (0.0, 100.0)
+    fitness_scale: float = 1.0
+    c_min: int | None = None
+    max_nfev: int | None = None
+    never_learning: NeverLearningRule | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_predictions < 1:
+            raise ConfigError(f"n_predictions (N) must be >= 1, got {self.n_predictions}")
+        if not self.tolerance >= 0:
+            raise ConfigError(f"tolerance (t) must be >= 0, got {self.tolerance}")
+        if not self.epochs_per_iteration > 0:
+            raise ConfigError(
+                f"epochs_per_iteration (E) must be > 0, got {self.epochs_per_iteration}"
+            )
+        if not self.e_pred > self.n_predictions * self.epochs_per_iteration:
+            raise ConfigError(
+                f"e_pred must exceed N * E = {self.n_predictions * self.epochs_per_iteration}"
+                f" (Alg. 2 line 3 precedes line 4), got {self.e_pred}"
+            )
+        if not self.curves:
+            raise ConfigError("curves must name at least one curve")
+        resolved = tuple(get_curve(c) for c in self.curves)
+        names = [c.name for c in resolved]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"curves must have distinct names, got {names}")
+        lo, hi = self.valid_range
+        if not lo < hi:
+            raise ConfigError(f"valid_range must be (low, high) with low < high, got {lo, hi}")
+        if not (self.fitness_scale > 0 and math.isfinite(self.fitness_scale)):
+            raise ConfigError(f"fitness_scale must be finite and > 0, got {self.fitness_scale}")
+        if self.c_min is not None and self.c_min < 1:
+            raise ConfigError(f"c_min must be >= 1 or None, got {self.c_min}")
+        if self.max_nfev is not None and self.max_nfev < 1:
+            raise ConfigError(f"max_nfev must be >= 1, got {self.max_nfev}")
+
+    @classmethod
+    def fraction(cls, **overrides: Any) -> PredictionConfig:
+        """Config for accuracy in [0, 1]: valid range [0, 1], fitting in percent, t = 0.005."""
+        params: dict[str, Any] = {
+            "valid_range": (0.0, 1.0),
+            "fitness_scale": 100.0,
+            "tolerance": 0.005,
+        }
+        params.update(overrides)
+        return cls(**params)
+
+    @property
+    def rescale(self) -> float:
+        """Epoch rescaling factor r = 1/E."""
+        return 1.0 / self.epochs_per_iteration
+
+    def resolved_curves(self) -> tuple[Curve, ...]:
+        """The configured curves as :class:`Curve` objects."""
+        return tuple(get_curve(c) for c in self.curves)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One tuple of the fitness history H: ``<M, e, fit_V, fit_P>`` plus how fit_P was made.
+
+    Attributes:
+        epoch: e.
+        fitness: fit_V, the observed fitness.
+        prediction: fit_P, predicted fitness at e_pred (``None``: no successful fit).
+        curve: Name of the curve that gave ``prediction``.
+        params: Its fitted parameters.
+        selection: ``"single"`` (one curve), ``"min-rss"`` (lowest residual among several),
+            ``"failed"`` (every fit failed), ``"insufficient-data"`` (fewer than C_min).
+        fits: Every fit attempted at this epoch.
+    """
+
+    epoch: float
+    fitness: float
+    prediction: float | None
+    curve: str | None
+    params: tuple[float, ...] | None
+    selection: Selection
+    fits: tuple[FitResult, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The engine's output for one candidate.
+
+    Attributes:
+        candidate: Candidate id (M).
+        stop_epoch: Epoch of the record that triggered the decision.
+        reason: ``"converged"`` (Alg. 2 line 8), ``"max-epochs"`` (e_pred reached, line 4)
+            or ``"never-learning"`` (:class:`NeverLearningRule`).
+        fitness: The value reported to the search: FIT_P when converged, fit_V at e_pred,
+            the latest prediction (or fit_V if none) for never-learning.
+        predicted_fitness: Latest prediction fit_P at the stop (``None`` if none).
+        actual_fitness: Observed fitness fit_V at the stop.
+        converged: Alg. 2 convergence status.
+        curve: Curve behind ``predicted_fitness``.
+        params: Its fitted parameters.
+    """
+
+    candidate: str
+    stop_epoch: float
+    reason: StopReason
+    fitness: float
+    predicted_fitness: float | None
+    actual_fitness: float
+    converged: bool
+    curve: str | None = None
+    params: tuple[float, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        d["params"] = None if self.params is None else list(self.params)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: ``reason`` is not one of the stop reasons.
+        """
+        if data.get("reason") not in ("converged", "never-learning", "max-epochs"):
+            raise ValueError(
+                "reason must be 'converged', 'never-learning' or 'max-epochs', "
+                f"got {data.get('reason')!r}"
+            )
+        params = data.get("params")
+        pred = data.get("predicted_fitness")
+        return cls(
+            candidate=str(data["candidate"]),
+            stop_epoch=float(data["stop_epoch"]),
+            reason=data["reason"],
+            fitness=float(data["fitness"]),
+            predicted_fitness=None if pred is None else float(pred),
+            actual_fitness=float(data["actual_fitness"]),
+            converged=bool(data["converged"]),
+            curve=data.get("curve"),
+            params=None if params is None else tuple(float(p) for p in params),
+        )
+
+
+class PredictionJob:
+    """Fitness history and stop decision of one candidate; the training loop consults it.
+
+    Create through :meth:`PredictionEngine.job`. Call :meth:`record` after each validation
+    and stop training when :meth:`stopped` is true; records after the decision are ignored.
+
+    Attributes:
+        candidate_id: The candidate (M).
+        config: Engine parameters.
+        decision: The decision once made, else ``None``.
+    """
+
+    def __init__(
+        self, candidate_id: str, config: PredictionConfig, curves: Sequence[Curve] | None = None
+    ) -> None:
+        self.candidate_id = candidate_id
+        self.config = config
+        self._curves = tuple(curves) if curves is not None else config.resolved_curves()
+        self._history: list[HistoryEntry] = []
+        self.decision: Decision | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"PredictionJob({self.candidate_id!r}, records={len(self._history)}, "
+            f"decision={self.decision!r})"
+        )
+
+    @property
+    def history(self) -> tuple[HistoryEntry, ...]:
+        """The fitness history H, one entry per recorded epoch."""
+        return tuple(self._history)
+
+    def stopped(self) -> bool:
+        """Whether the engine has decided (training may stop)."""
+        return self.decision is not None
+
+    def record(self, epoch: float, fitness: float) -> Decision | None:
+        """Add the fitness observed at ``epoch``, predict (Alg. 1) and analyze (Alg. 2).
+
+        Args:
+            epoch: Training epoch of the validation; strictly increasing per job.
+            fitness: Observed fitness fit_V (non-finite values are kept in the history but
+                not fitted).
+
+        Returns:
+            The decision once made (also on later calls), else ``None``.
+
+        Raises:
+            ValueError: ``epoch`` is not finite or not after the previous epoch.
+        """
+        if self.decision is not None:
+            return self.decision
+        e, fit_v = float(epoch), float(fitness)
+        if not math.isfinite(e):
+            raise ValueError(f"epoch must be finite, got {epoch!r}")
+        if self._history and e <= self._history[-1].epoch:
+            raise ValueError(
+                f"candidate {self.candidate_id!r}: epoch {e} must be after the previous "
+                f"epoch {self._history[-1].epoch}"
+            )
+        self._history.append(self._predict(e, fit_v))
+        self.decision = self._analyze(e) or self._never_learning(e)
+        return self.decision
+
+    # -- Alg. 1 ----------------------------------------------------------------------------
+    def _predict(self, e: float, fit_v: float) -> HistoryEntry:
+        """Alg. 1 lines 2-9: insert h_e, fit each curve on the rescaled history, predict."""
+        cfg = self.config
+        r = cfg.rescale
+        epochs = np.array([h.epoch for h in self._history] + [e]) * r
+        values = np.array([h.fitness for h in self._history] + [fit_v]) * cfg.fitness_scale
+        attempts: list[tuple[Curve, FitResult]] = []
+        for curve in self._curves:
+            c_min = curve.n_params if cfg.c_min is None else cfg.c_min
+            if epochs.size >= c_min:  # line 4: |H| >= C_min
+                attempts.append((curve, fit_curve(curve, epochs, values, max_nfev=cfg.max_nfev)))
+        if not attempts:
+            return HistoryEntry(e, fit_v, None, None, None, "insufficient-data")
+        fits = tuple(res for _, res in attempts)
+        best: tuple[float, FitResult, float] | None = None
+        for curve, res in attempts:
+            if not res.ok or res.params is None:
+                continue
+            with np.errstate(all="ignore"):
+                fit_p = float(curve(cfg.e_pred * r, *res.params)) / cfg.fitness_scale  # line 8
+            rss = res.rss if res.rss is not None else math.inf
+            if math.isfinite(fit_p) and (best is None or rss < best[0]):
+                best = (rss, res, fit_p)
+        if best is None:
+            return HistoryEntry(e, fit_v, None, None, None, "failed", fits)
+        _, res, fit_p = best
+        selection: Selection = "single" if len(self._curves) == 1 else "min-rss"
+        return HistoryEntry(e, fit_v, fit_p, res.curve, res.params, selection, fits)
+
+    # -- Alg. 2 ----------------------------------------------------------------------------
+    def _analyze(self, e: float) -> Decision | None:
+        """Alg. 2: decide on convergence or e_pred; ``None`` means keep training."""
+        cfg = self.config
+        n = cfg.n_predictions
+        h_e = self._history[-1]
+        if e <= n * cfg.epochs_per_iteration:  # line 3
+            return None
+        if e >= cfg.e_pred:  # line 4: return the actual fitness fit_V
+            return self._decide(e, "max-epochs", h_e.fitness, converged=False)
+        fit_p = h_e.prediction  # line 5: FIT_P <- fit_P of epoch e
+        lo, hi = cfg.valid_range
+        if fit_p is None or not lo <= fit_p <= hi:  # line 6 (Condition 2)
+            return None
+        recent = [h.prediction for h in self._history if h.prediction is not None][-n:]
+        if len(recent) < n:
+            return None
+        preds = np.array(recent, dtype=float)
+        mean = float(preds.mean())
+        if np.all(np.abs(preds - mean) <= cfg.tolerance):  # line 7 (Condition 3)
+            return self._decide(e, "converged", fit_p, converged=True)  # line 8
+        return None  # line 9
+
+    def _never_learning(self, e: float) -> Decision | None:
+        rule = self.config.never_learning
+        if rule is None or e < rule.min_epoch or e >= self.config.e_pred:
+            return None
+        observed = np.array([h.fitness for h in self._history], dtype=float)
+        if not np.all(observed[np.isfinite(observed)] <= rule.floor):
+            return None
+        latest = self._latest_prediction()
+        pred = None if latest is None else latest.prediction
+        if pred is not None and not pred <= rule.floor:
+            return None
+        value = self._history[-1].fitness if pred is None else pred
+        return self._decide(e, "never-learning", value, converged=False)
+
+    def _latest_prediction(self) -> HistoryEntry | None:
+        for h in reversed(self._history):
+            if h.prediction is not None:
+                return h
+        return None
+
+    def _decide(self, e: float, reason: StopReason, value: float, *, converged: bool) -> Decision:
+        latest = self._latest_prediction()
+        return Decision(
+            candidate=self.candidate_id,
+            stop_epoch=e,
+            reason=reason,
+            fitness=float(value),
+            predicted_fitness=None if latest is None else latest.prediction,
+            actual_fitness=self._history[-1].fitness,
+            converged=converged,
+            curve=None if latest is None else latest.curve,
+            params=None if latest is None else latest.params,
+        )
+
+
+class PredictionEngine:
+    """Hands out one :class:`PredictionJob` per candidate, all sharing one configuration.
+
+    Args:
+        config: Engine parameters; default: the paper's (N=3, t=0.5, E=0.5, e_pred=20,
+            ``a - b^(c-x)``, accuracy in percent).
+    """
+
+    def __init__(self, config: PredictionConfig | None = None) -> None:
+        self.config = config if config is not None else PredictionConfig()
+        self._curves = self.config.resolved_curves()
+        self._jobs: dict[str, PredictionJob] = {}
+
+    def job(self, candidate_id: str) -> PredictionJob:
+        """The job of ``candidate_id`` (created on first use)."""
+        job = self._jobs.get(candidate_id)
+        if job is None:
+            job = PredictionJob(candidate_id, self.config, self._curves)
+            self._jobs[candidate_id] = job
+        return job
+
+    @property
+    def jobs(self) -> Mapping[str, PredictionJob]:
+        """Jobs by candidate id."""
+        return dict(self._jobs)
+
+    def decisions(self) -> dict[str, Decision]:
+        """Decisions made so far, by candidate id."""
+        return {k: j.decision for k, j in self._jobs.items() if j.decision is not None}
+
+    def analyze(self, records: Mapping[str, Iterable[tuple[float, float]]]) -> dict[str, Decision]:
+        """Replay ``records`` on fresh jobs; see :func:`analyze_records`."""
+        return analyze_records(records, self.config)
+
+
+def analyze_records(
+    records: Mapping[str, Iterable[tuple[float, float]]],
+    config: PredictionConfig | None = None,
+) -> dict[str, Decision]:
+    """Decide on every candidate from its full training record (pure function).
+
+    Each candidate's ``(epoch, fitness)`` pairs are sorted by epoch (a repeated epoch keeps
+    its last value) and replayed through a fresh :class:`PredictionJob`, so the result equals
+    the decision the incremental job reaches; records after the decision are ignored.
+
+    Args:
+        records: ``{candidate: [(epoch, fitness), ...]}``.
+        config: Engine parameters (default: :class:`PredictionConfig`).
+
+    Returns:
+        ``{candidate: Decision}`` for the candidates decided so far; candidates still
+        training (no decision yet) are absent.
+    """
+    engine = PredictionEngine(config)
+    out: dict[str, Decision] = {}
+    for candidate, pairs in records.items():
+        by_epoch = {float(e): float(f) for e, f in pairs}
+        job = engine.job(str(candidate))
+        for e in sorted(by_epoch):
+            if job.record(e, by_epoch[e]) is not None:
+                break
+        if job.decision is not None:
+            out[str(candidate)] = job.decision
+    return out
