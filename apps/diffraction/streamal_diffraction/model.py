@@ -1,0 +1,147 @@
+"""The reference multitask CNN: symmetry class logits + lattice parameters with log σ².
+
+Architecture (ALBAND, widths/depth configurable)::
+
+    [Conv1d(k) → LeakyReLU(0.1) → MaxPool(2)] × depth  (channels 16, 32, ...; first stride 1,
+    later stride 2, kernel 3 then 4) → Linear(→hidden) → LeakyReLU
+        → class head: n_classes logits
+        → regression head: T values + 1 log σ²
+
+Loss = cross-entropy + mean(‖y − ŷ‖² / σ² + log σ²) (the paper's heteroscedastic term).
+
+Targets: every parameter that is free in some class in play, scaled by the union of its
+range over those classes, ``y = (x − low) / (high − low)``. For the paper's three classes with
+E2-like ranges this is the reference's ``[a − 3.5, c − 3.5, (α − 30)/90]``; the scale is kept
+so metrics report mean absolute errors in Å and degrees.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamal.model import ModelPlugin
+from streamal.space import ParameterSpace
+
+
+class CnnOptions(BaseModel):
+    """``model.options`` of ``diffraction-cnn``."""
+
+    model_config = ConfigDict(extra="forbid")
+    channels: list[int] = Field(default=[16, 32], min_length=1)
+    kernels: list[int] = Field(default=[3, 4], min_length=1)
+    hidden: int = Field(256, gt=0)
+    negative_slope: float = Field(0.1, ge=0)
+
+
+def regression_scale(space: ParameterSpace) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Names, lows and highs of the regression targets of a space."""
+    names = [p for p in space.param_names if any(p in c.free for c in space.classes)]
+    lows, highs = [], []
+    for p in names:
+        values: list[float] = []
+        for c in space.classes:
+            if p in c.bounds:
+                values += list(c.bounds[p])
+            elif isinstance(c.tied.get(p), str):
+                values += list(c.bounds[c.tied[p]])
+            elif p in c.tied:
+                values.append(float(c.tied[p]))
+        lo, hi = min(values), max(values)
+        lows.append(lo)
+        highs.append(hi if hi > lo else lo + 1.0)
+    return names, np.array(lows), np.array(highs)
+
+
+class DiffractionCnn(ModelPlugin):
+    """Symmetry class + lattice parameters from a time-of-flight Bragg profile."""
+
+    name = "diffraction-cnn"
+    Options = CnnOptions
+
+    def __init__(self, space: ParameterSpace, input_shape, **options: Any) -> None:
+        super().__init__(space, input_shape, **options)
+        self.target_names, self.low, self.high = regression_scale(space)
+        self.target_index = [space.param_names.index(p) for p in self.target_names]
+
+    def build(self) -> Any:
+        import torch
+        from torch import nn
+
+        o = self.options
+        layers: list[nn.Module] = []
+        cin, length = 1, self.input_shape[-1]
+        for i, cout in enumerate(o.channels):
+            k = o.kernels[min(i, len(o.kernels) - 1)]
+            stride = 1 if i == 0 else 2
+            layers += [nn.Conv1d(cin, cout, k, stride=stride), nn.LeakyReLU(o.negative_slope),
+                       nn.MaxPool1d(2)]
+            length = ((length - k) // stride + 1) // 2
+            cin = cout
+        n_classes, n_targets = len(self.space.classes), len(self.target_names)
+
+        class Net(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.features = nn.Sequential(*layers, nn.Flatten(),
+                                              nn.Linear(cin * length, o.hidden),
+                                              nn.LeakyReLU(o.negative_slope))
+                self.classify = nn.Linear(o.hidden, n_classes)
+                self.regress = nn.Linear(o.hidden, n_targets + 1)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                h = self.features(x.unsqueeze(1) if x.dim() == 2 else x)
+                return torch.cat([self.classify(h), self.regress(h)], dim=1)
+
+        return Net()
+
+    def encode_inputs(self, inputs: np.ndarray) -> np.ndarray:
+        """Each pattern min-max scaled to [0, 1]."""
+        x = np.asarray(inputs, dtype=np.float32)
+        lo = x.min(axis=-1, keepdims=True)
+        span = x.max(axis=-1, keepdims=True) - lo
+        return (x - lo) / np.where(span > 0, span, 1.0)
+
+    def encode_targets(self, classes: np.ndarray, params: np.ndarray) -> np.ndarray:
+        y = (np.asarray(params)[:, self.target_index] - self.low) / (self.high - self.low)
+        return y.astype(np.float32)
+
+    def _split(self, output):
+        k = len(self.space.classes)
+        return output[:, :k], output[:, k:-1], output[:, -1]
+
+    def loss(self, output, classes, targets):
+        import torch.nn.functional as F
+
+        logits, y_hat, log_var = self._split(output)
+        ce = F.cross_entropy(logits, classes)
+        sq = ((targets - y_hat) ** 2).sum(dim=1)
+        nll = (sq * (-log_var).exp() + log_var).mean()
+        return ce + nll, {"class_loss": ce.item(), "nll": nll.item(),
+                          "mse": sq.mean().item()}
+
+    def metrics(self, output, classes, targets) -> dict[str, float]:
+        import torch.nn.functional as F
+
+        logits, y_hat, log_var = self._split(output)
+        out = {
+            "class_loss": float(F.cross_entropy(logits, classes)),
+            "accuracy": float((logits.argmax(dim=1) == classes).float().mean()),
+            "mse": float(((targets - y_hat) ** 2).sum(dim=1).mean()),  # Eqn (7)
+        }
+        err = (y_hat - targets).abs().detach().cpu().numpy() * (self.high - self.low)
+        for j, p in enumerate(self.target_names):
+            unit = "deg" if p in ("alpha", "beta", "gamma") else "A"
+            out[f"mae_{p}_{unit}"] = float(err[:, j].mean())
+        return out
+
+    def uncertainty(self, output) -> dict[str, np.ndarray]:
+        import torch
+
+        logits, _, log_var = self._split(output)
+        p = torch.softmax(logits, dim=1)
+        entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
+        return {"variance": log_var.exp().detach().cpu().numpy(),
+                "entropy": entropy.detach().cpu().numpy()}
