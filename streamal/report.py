@@ -75,6 +75,7 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
 
     done = [r for r in records if r.started is not None and r.ended is not None]
     t0 = min(r.started for r in done)
+    span = max(r.ended for r in done) - t0
     pools = sorted({r.pool for r in done}, key=lambda p: (p != "sim", p))
     phases = sorted({r.phase for r in done})
     colours = {p: plt.cm.tab20(i % 20) for i, p in enumerate(phases)}
@@ -92,10 +93,19 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
                     left=r.started - t0,
                     height=0.8,
                     color=colours[r.phase],
-                    edgecolor="black",
-                    linewidth=0.3,
+                    edgecolor=colours[r.phase],  # a tiny task still shows as a line
+                    linewidth=1.0,
                     hatch=hatch,
                 )
+                if r.ended - r.started > 0.04 * span:  # name the long tasks on their bar
+                    ax.text(
+                        r.started - t0 + (r.ended - r.started) / 2,
+                        y,
+                        r.phase,
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                    )
             yticks.append(y)
             ylabels.append(f"{pool} cores {','.join(map(str, lane))}")
             y += 1
@@ -107,10 +117,11 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
     ax.legend(
         handles,
         phases,
-        ncol=min(8, len(phases)),
+        ncol=1 + len(phases) // 12,
         fontsize=7,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.25 if len(pools) < 3 else -0.12),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
     )
     ax.set_title("Tasks per pool (hatched: failed, retried or cancelled)")
     fig.tight_layout()
