@@ -20,7 +20,9 @@ def run_config(config: dict[str, Any], run_dir: Path, timeout: float = 1800) -> 
     path.write_text(yaml.safe_dump(config))
     res = subprocess.run(
         [sys.executable, "-m", "streamal", "run", str(path), "--run-dir", str(run_dir)],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if res.returncode != 0:
         raise RuntimeError(f"run {run_dir} failed ({res.returncode}):\n{res.stderr[-4000:]}")
@@ -36,8 +38,10 @@ def makespan(run_dir: Path) -> float:
 def overlap_efficiency(run_dir: Path) -> dict[str, float]:
     """Busy core-seconds / available core-seconds of each pool over the makespan."""
     plan = json.loads((run_dir / "run.json").read_text())["plan"]
-    cores = {"sim": len(plan["sim_cores"]),
-             "train": sum(len(r["cores"]) for r in plan["trainer_ranks"])}
+    cores = {
+        "sim": len(plan["sim_cores"]),
+        "train": sum(len(r["cores"]) for r in plan["trainer_ranks"]),
+    }
     recs = [r for r in load_records(run_dir / "timeline.json") if r.started and r.ended]
     span = makespan(run_dir)
     out = {}

@@ -32,8 +32,11 @@ def baseline_config(per_class: int, seed: int, quick: bool, val_per_class: int) 
     cfg["seed"] = seed
     epochs = cfg["workflow"]["phases"][0]["epochs"]
     frac = val_per_class / per_class
-    cfg["workflow"] = {"name": "baseline", "phases": [{"samples": per_class, "epochs": epochs}],
-                       "options": {"val_fraction": frac, "test_fraction": frac}}
+    cfg["workflow"] = {
+        "name": "baseline",
+        "phases": [{"samples": per_class, "epochs": epochs}],
+        "options": {"val_fraction": frac, "test_fraction": frac},
+    }
     cfg.pop("policy")
     return cfg
 
@@ -70,8 +73,10 @@ def main() -> None:
         val_per_class = cfg["workflow"]["phases"][0]["samples"] // 2
         for m in (float(x) for x in args.multiples.split(",")):
             per_class = max(1, round(m * final["n_train"] / n_classes))
-            brun = _runs.run_config(baseline_config(per_class, seed, args.quick, val_per_class),
-                                    root / f"base-{seed}-{per_class}")
+            brun = _runs.run_config(
+                baseline_config(per_class, seed, args.quick, val_per_class),
+                root / f"base-{seed}-{per_class}",
+            )
             acc = _runs.final_metrics(brun)["test"]["accuracy"]
             base_points.setdefault(per_class * n_classes, []).append(acc)
     sizes = sorted(base_points)

@@ -24,12 +24,12 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from streamal_diffraction.simulator import TofDiffractionSimulator  # noqa: E402
 
 from streamal.policy import UniformPolicy  # noqa: E402
 from streamal.store import SampleStore  # noqa: E402
 from streamal.train.ddp import train  # noqa: E402
 from streamal.train.spec import RankSpec, TrainSpec  # noqa: E402
+from streamal_diffraction.simulator import TofDiffractionSimulator  # noqa: E402
 
 
 def make_store(path: Path, per_class: dict[str, int], seed: int) -> dict[str, list[int]]:
@@ -37,28 +37,56 @@ def make_store(path: Path, per_class: dict[str, int], seed: int) -> dict[str, li
     sim = TofDiffractionSimulator(preset="e1")
     policy = UniformPolicy(sim.space)
     rows: dict[str, list[int]] = {}
-    with SampleStore(path, param_names=sim.space.param_names,
-                     class_names=sim.space.class_names, input_shape=sim.output_shape) as store:
+    with SampleStore(
+        path,
+        param_names=sim.space.param_names,
+        class_names=sim.space.class_names,
+        input_shape=sim.output_shape,
+    ) as store:
         for i, (split, n) in enumerate(per_class.items()):
             classes, params = policy.sample(n, np.random.default_rng([seed, i]))
             start = len(store)
             for s in range(0, len(classes), 1024):
                 block = slice(s, s + 1024)
-                store.append(key=f"{split}/{s}", classes=classes[block], params=params[block],
-                             inputs=sim.simulate(classes[block], params[block]), phase=0,
-                             split=split, origin="uniform")
+                store.append(
+                    key=f"{split}/{s}",
+                    classes=classes[block],
+                    params=params[block],
+                    inputs=sim.simulate(classes[block], params[block]),
+                    phase=0,
+                    split=split,
+                    origin="uniform",
+                )
             rows[split] = list(range(start, len(store)))
     return rows
 
 
-def run(path: Path, rows: dict, out: Path, ranks: list[RankSpec], epochs: int,
-        batch: int, lr: float, test: bool) -> dict:
+def run(
+    path: Path,
+    rows: dict,
+    out: Path,
+    ranks: list[RankSpec],
+    epochs: int,
+    batch: int,
+    lr: float,
+    test: bool,
+) -> dict:
     sim = TofDiffractionSimulator(preset="e1")
     spec = TrainSpec(
-        store=str(path), train_rows=rows["train"], val_rows=rows["val"],
-        test_rows=rows["test"] if test else [], model="diffraction-cnn", model_options={},
-        space=sim.space.to_dict(), input_shape=sim.output_shape, out_dir=str(out),
-        epochs=epochs, ranks=tuple(ranks), batch_size=batch, learning_rate=lr, seed=0,
+        store=str(path),
+        train_rows=rows["train"],
+        val_rows=rows["val"],
+        test_rows=rows["test"] if test else [],
+        model="diffraction-cnn",
+        model_options={},
+        space=sim.space.to_dict(),
+        input_shape=sim.output_shape,
+        out_dir=str(out),
+        epochs=epochs,
+        ranks=tuple(ranks),
+        batch_size=batch,
+        learning_rate=lr,
+        seed=0,
     )
     t0 = time.time()
     result = train(spec)
@@ -93,11 +121,29 @@ def main() -> None:
         "2ranks": [RankSpec(0, (0,), None), RankSpec(1, (1,), None)],
         "unpinned": [RankSpec(0, (), None), RankSpec(1, (), None)],
     }
-    timing = {name: run(tmp / "store.h5", rows, tmp / name, ranks, args.timing_epochs,
-                        args.batch_size, args.lr, test=False)
-              for name, ranks in layouts.items()}
-    full = run(tmp / "store.h5", rows, tmp / "accuracy", layouts["2ranks"], epochs,
-               args.batch_size, args.lr, test=True)
+    timing = {
+        name: run(
+            tmp / "store.h5",
+            rows,
+            tmp / name,
+            ranks,
+            args.timing_epochs,
+            args.batch_size,
+            args.lr,
+            test=False,
+        )
+        for name, ranks in layouts.items()
+    }
+    full = run(
+        tmp / "store.h5",
+        rows,
+        tmp / "accuracy",
+        layouts["2ranks"],
+        epochs,
+        args.batch_size,
+        args.lr,
+        test=True,
+    )
     test = full["test"]
     lengths = [v for k, v in test.items() if k.startswith("mae_") and k.endswith("_A")]
     result = {
@@ -107,10 +153,12 @@ def main() -> None:
         "epoch_s_1rank": round(epoch_time(timing["1rank"]), 3),
         "epoch_s_2ranks": round(epoch_time(timing["2ranks"]), 3),
         "epoch_s_unpinned": round(epoch_time(timing["unpinned"]), 3),
-        "speedup_2_vs_1_ranks": round(epoch_time(timing["1rank"]) / epoch_time(timing["2ranks"]),
-                                      3),
-        "pinned_vs_unpinned": round(epoch_time(timing["unpinned"]) /
-                                    epoch_time(timing["2ranks"]), 3),
+        "speedup_2_vs_1_ranks": round(
+            epoch_time(timing["1rank"]) / epoch_time(timing["2ranks"]), 3
+        ),
+        "pinned_vs_unpinned": round(
+            epoch_time(timing["unpinned"]) / epoch_time(timing["2ranks"]), 3
+        ),
         "epochs": epochs,
         "train_wall_s": round(full["wall_s"], 1),
         "test_accuracy": round(test["accuracy"], 4),

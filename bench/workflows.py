@@ -35,12 +35,16 @@ def base_config(quick: bool) -> dict:
         "scheduler": {"retries": 1, "progress": False},
         "simulator": {"name": "diffraction-tof", "chunk_size": 32, "options": {"preset": "e1"}},
         "model": {"name": "diffraction-cnn"},
-        "policy": {"name": "uncertainty-mixture",
-                   "options": {"study_size": 60 if quick else 200, "entropy_weight": 0.5}},
+        "policy": {
+            "name": "uncertainty-mixture",
+            "options": {"study_size": 60 if quick else 200, "entropy_weight": 0.5},
+        },
         "train": {"batch_size": 64, "learning_rate": 5e-4},
-        "workflow": {"name": "serial",
-                     "phases": [{"samples": n0, "epochs": epochs[0]}]
-                     + [{"samples": batch, "epochs": e} for e in epochs[1:]]},
+        "workflow": {
+            "name": "serial",
+            "phases": [{"samples": n0, "epochs": epochs[0]}]
+            + [{"samples": batch, "epochs": e} for e in epochs[1:]],
+        },
     }
 
 
@@ -61,10 +65,11 @@ def main() -> None:
     p.add_argument("--keep", help="keep run directories under this folder")
     args = p.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-wf-"))
-    per: dict[str, dict[str, list]] = {w: {"makespan": [], "mse": [], "acc": [],
-                                           "sim_eff": [], "train_eff": []} for w in WORKFLOWS}
+    per: dict[str, dict[str, list]] = {
+        w: {"makespan": [], "mse": [], "acc": [], "sim_eff": [], "train_eff": []} for w in WORKFLOWS
+    }
     for seed in range(args.seeds):
-        order = WORKFLOWS[seed % 3:] + WORKFLOWS[:seed % 3]
+        order = WORKFLOWS[seed % 3 :] + WORKFLOWS[: seed % 3]
         for wf in order:
             run = _runs.run_config(config_for(wf, seed, args.quick), root / f"{wf}-{seed}")
             final = _runs.final_metrics(run)
@@ -82,22 +87,31 @@ def main() -> None:
         "streaming_over_serial": round(med["streaming"] / med["serial"], 3),
         "continuous_over_serial": round(med["continuous"] / med["serial"], 3),
         "continuous_over_streaming": round(med["continuous"] / med["streaming"], 3),
-        "overlap_efficiency": {w: {"sim": round(statistics.median(per[w]["sim_eff"]), 3),
-                                   "train": round(statistics.median(per[w]["train_eff"]), 3)}
-                               for w in WORKFLOWS},
+        "overlap_efficiency": {
+            w: {
+                "sim": round(statistics.median(per[w]["sim_eff"]), 3),
+                "train": round(statistics.median(per[w]["train_eff"]), 3),
+            }
+            for w in WORKFLOWS
+        },
         "test_mse": {w: [round(x, 5) for x in per[w]["mse"]] for w in WORKFLOWS},
         "test_accuracy": {w: [round(x, 4) for x in per[w]["acc"]] for w in WORKFLOWS},
         "makespan_s": {w: [round(x, 2) for x in per[w]["makespan"]] for w in WORKFLOWS},
         "run_dirs": str(root),
     }
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
-    for ax, key, label in zip(axes, ("makespan", "mse", "sim_eff"),
-                              ("makespan (s)", "final test MSE", "sim pool busy fraction"),
-                              strict=True):
+    for ax, key, label in zip(
+        axes,
+        ("makespan", "mse", "sim_eff"),
+        ("makespan (s)", "final test MSE", "sim pool busy fraction"),
+        strict=True,
+    ):
         ax.boxplot([per[w][key] for w in WORKFLOWS], tick_labels=list(WORKFLOWS))
         ax.set_title(label)
-    fig.suptitle(f"{args.seeds} seeds; streaming/serial {result['streaming_over_serial']:.2f}, "
-                 f"continuous/serial {result['continuous_over_serial']:.2f}")
+    fig.suptitle(
+        f"{args.seeds} seeds; streaming/serial {result['streaming_over_serial']:.2f}, "
+        f"continuous/serial {result['continuous_over_serial']:.2f}"
+    )
     fig.tight_layout()
     _common.RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(_common.RESULTS / "workflows.png", dpi=120)
