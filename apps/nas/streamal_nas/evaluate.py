@@ -1,0 +1,335 @@
+"""Pool tasks of the search: train one candidate, run the prediction engine, decide similarity.
+
+All three are module-level functions so that pool workers can import them:
+
+* :func:`train_candidate` (``train`` pool): trains a :class:`~.models.MacroNet` on digits,
+  appends ``(candidate, epoch, fitness %)`` to the shared records file after each validation
+  and stops when the decision file written by the engine (or the scheduler's cancel token)
+  says so.
+* :func:`run_prediction_engine` (``sim`` pool): PENGUIN as a separate task: reads records,
+  updates one :class:`~.prediction.PredictionJob` per candidate, writes one decision file per
+  candidate, until cancelled (or ``max_s`` elapsed).
+* :func:`similarity_decision` (``sim`` pool): A4NN.2's skip/transfer rule against the trained
+  candidates, plus the nearest trained candidate as a weight-transfer provider.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .genome import MacroGenome
+from .prediction import (
+    NeverLearningRule,
+    PredictionConfig,
+    PredictionEngine,
+    append_record,
+    poll_decision,
+    read_decisions,
+    read_records,
+    write_decisions,
+)
+
+__all__ = [
+    "decision_path",
+    "genome_from_dict",
+    "genome_to_dict",
+    "model_cost",
+    "prediction_config",
+    "read_all_decisions",
+    "run_prediction_engine",
+    "similarity_decision",
+    "train_candidate",
+]
+
+
+def genome_to_dict(genome: MacroGenome) -> dict[str, Any]:
+    """``{"phases", "nodes", "bits"}`` (JSON- and pickle-friendly)."""
+    return {"phases": genome.phases, "nodes": genome.nodes, "bits": list(genome.bits)}
+
+
+def genome_from_dict(data: Mapping[str, Any]) -> MacroGenome:
+    """Inverse of :func:`genome_to_dict`."""
+    return MacroGenome(int(data["phases"]), int(data["nodes"]), tuple(data["bits"]))
+
+
+def decision_path(decisions_dir: str | Path, candidate: str) -> Path:
+    """The file holding the engine's decision for one candidate."""
+    return Path(decisions_dir) / f"{candidate}.json"
+
+
+def prediction_config(options: Mapping[str, Any]) -> PredictionConfig:
+    """A :class:`PredictionConfig` from plain keyword values (lists become tuples)."""
+    kw = dict(options)
+    for key in ("curves", "valid_range"):
+        if key in kw and kw[key] is not None:
+            kw[key] = tuple(kw[key])
+    rule = kw.get("never_learning")
+    if isinstance(rule, Mapping):
+        kw["never_learning"] = NeverLearningRule(**rule)
+    return PredictionConfig(**kw)
+
+
+# -- train pool ------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def _digits(seed: int):
+    from .data import load_digits_splits
+
+    return load_digits_splits(seed=seed)
+
+
+def _accuracy(model, x, y) -> float:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        acc = (model(x).argmax(1) == y).float().mean().item()
+    model.train()
+    return 100.0 * acc
+
+
+def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one candidate until the prediction engine stops it or ``max_epochs``.
+
+    Args:
+        spec: ``candidate``, ``genome`` (:func:`genome_to_dict`), ``max_epochs``,
+            ``epochs_per_iteration`` (validation interval in epochs), ``batch_size``,
+            ``learning_rate``, ``channels``, ``seed``, ``data_seed``, ``records_path``,
+            ``decisions_dir`` (``None``: no prediction engine), ``checkpoint``,
+            ``provider_checkpoint`` (``None``: no transfer), ``transfer_method``, ``gpu``
+            (train on this worker's GPU).
+
+    Returns:
+        ``epochs`` trained, ``stop_reason`` (``converged``, ``never-learning``,
+        ``max-epochs`` from the engine, ``max-epochs`` when it ran out, or ``cancelled``),
+        ``fitness`` (what the search gets: the engine's FIT_P on convergence, else the last
+        validation accuracy in %), ``predicted_fitness``, ``actual_fitness``, ``flops``,
+        ``params``, ``train_s``, ``energy`` (:class:`~.energy.EnergyMeasurement` dict),
+        ``transfer`` (``None`` or ``{provider, method, tensors, fraction}``), ``curve``.
+    """
+    import torch
+
+    from streamal.task import cancelled
+    from streamal.train.checkpoint import load_checkpoint, save_checkpoint
+
+    from .energy import EnergyMeter
+    from .models import build_model, count_flops, count_parameters
+    from .transfer import transfer_weights
+
+    t_start = time.perf_counter()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    cid = str(spec["candidate"])
+    genome = genome_from_dict(spec["genome"])
+    data = _digits(int(spec.get("data_seed", 0)))
+    torch.manual_seed(int(spec.get("seed", 0)))
+    use_gpu = bool(spec.get("gpu")) and torch.cuda.is_available()
+    device = torch.device("cuda:0" if use_gpu else "cpu")
+    model = build_model(genome, 1, data.num_classes, dims=2, channels=int(spec["channels"]))
+    flops = count_flops(model, data.input_shape)
+    params = count_parameters(model)
+    transfer = None
+    provider_ckpt = spec.get("provider_checkpoint")
+    if provider_ckpt and Path(provider_ckpt).exists():
+        state = load_checkpoint(provider_ckpt)["model"]
+        rec = transfer_weights(state, model, method=spec.get("transfer_method", "lcs"))
+        transfer = {
+            "provider": spec.get("provider"),
+            "method": rec.method,
+            "tensors": len(rec.pairs) + len(rec.buffers),
+            "fraction": rec.fraction,
+        }
+    model.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=float(spec["learning_rate"]))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    per_iter = float(spec["epochs_per_iteration"])
+    iters_per_epoch = max(1, round(1.0 / per_iter))
+    max_iters = int(math.ceil(float(spec["max_epochs"]) * iters_per_epoch))
+    batch = int(spec["batch_size"])
+    gen = torch.Generator().manual_seed(int(spec.get("seed", 0)))
+    records_path, decisions_dir = spec["records_path"], spec.get("decisions_dir")
+    curve: list[tuple[float, float]] = []
+    decision = None
+    stop_reason = "max-epochs"
+    epoch = 0.0
+    meter = EnergyMeter(gpu=_physical_gpu() if use_gpu else None)
+    with meter:
+        for it in range(max_iters):
+            if it % iters_per_epoch == 0:
+                perm = torch.randperm(len(x_train), generator=gen).to(device)
+                chunks = perm.tensor_split(iters_per_epoch)
+            for idx in chunks[it % iters_per_epoch].split(batch):
+                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            epoch = (it + 1) / iters_per_epoch
+            fitness = _accuracy(model, x_val, y_val)
+            curve.append((epoch, fitness))
+            append_record(records_path, cid, epoch, fitness)
+            if decisions_dir is not None:
+                decision = poll_decision(decision_path(decisions_dir, cid), cid)
+                if decision is not None:
+                    stop_reason = decision.reason
+                    break
+            if cancelled():
+                stop_reason = "cancelled"
+                break
+    energy = meter.result
+    save_checkpoint(
+        spec["checkpoint"],
+        model={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        candidate=cid,
+        bits=list(genome.bits),
+        epochs=epoch,
+    )
+    actual = curve[-1][1] if curve else float("nan")
+    converged = decision is not None and decision.converged
+    return {
+        "candidate": cid,
+        "epochs": epoch,
+        "stop_reason": stop_reason,
+        "stop_epoch": decision.stop_epoch if decision is not None else None,
+        "fitness": decision.fitness if converged else actual,
+        "predicted_fitness": decision.predicted_fitness if decision is not None else None,
+        "actual_fitness": actual,
+        "flops": flops,
+        "params": params,
+        "train_s": time.perf_counter() - t_start,
+        "energy": energy.to_dict() if energy is not None else None,
+        "transfer": transfer,
+        "curve": curve,
+    }
+
+
+def _physical_gpu() -> int:
+    """NVML index of this worker's GPU (Parsl sets ``CUDA_VISIBLE_DEVICES`` per worker)."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
+    return int(first) if first.isdigit() else 0
+
+
+def model_cost(genome: MacroGenome, channels: int) -> tuple[int, int]:
+    """``(FLOPs per forward pass, parameters)`` of a candidate on 8x8 digits."""
+    from .models import build_model, count_flops, count_parameters
+
+    model = build_model(genome, 1, 10, dims=2, channels=channels)
+    return count_flops(model, (1, 8, 8)), count_parameters(model)
+
+
+# -- sim pool: prediction engine ------------------------------------------------------------
+def run_prediction_engine(
+    records_path: str,
+    decisions_dir: str,
+    config: Mapping[str, Any],
+    poll_s: float = 0.2,
+    max_s: float | None = None,
+) -> dict[str, Any]:
+    """PENGUIN as a long-running task: records in, one decision file per candidate out.
+
+    Decisions already on disk are kept (a restarted engine does not refit decided
+    candidates); undecided candidates are replayed from their records once, then updated
+    incrementally as new records arrive.
+
+    Args:
+        records_path: JSON-lines records written by :func:`train_candidate`.
+        decisions_dir: Folder of ``<candidate>.json`` decision files.
+        config: :class:`PredictionConfig` keyword values (see :func:`prediction_config`).
+        poll_s: Sleep between passes over the records.
+        max_s: Return after this many seconds (``None``: only when cancelled).
+
+    Returns:
+        ``decisions`` made by this task (``{candidate: Decision dict}``), ``passes``,
+        ``records`` consumed and ``busy_s`` spent fitting.
+    """
+    from streamal.task import cancelled
+
+    engine = PredictionEngine(prediction_config(config))
+    out_dir = Path(decisions_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    decided = {p.stem for p in out_dir.glob("*.json")}
+    consumed: dict[str, int] = {}
+    made: dict[str, dict[str, Any]] = {}
+    passes = records = 0
+    busy = 0.0
+    t0 = time.monotonic()
+    while True:
+        t_pass = time.perf_counter()
+        for cid, pairs in read_records(records_path).items():
+            if cid in decided:
+                continue
+            job = engine.job(cid)
+            for epoch, fitness in pairs[consumed.get(cid, 0) :]:
+                records += 1
+                if job.record(epoch, fitness) is not None:
+                    write_decisions({cid: job.decision}, decision_path(out_dir, cid))
+                    made[cid] = job.decision.to_dict()
+                    decided.add(cid)
+                    break
+            consumed[cid] = len(pairs)
+        busy += time.perf_counter() - t_pass
+        passes += 1
+        if cancelled() or (max_s is not None and time.monotonic() - t0 >= max_s):
+            break
+        time.sleep(poll_s)
+    return {"decisions": made, "passes": passes, "records": records, "busy_s": busy}
+
+
+def read_all_decisions(decisions_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Every decision file in ``decisions_dir`` as ``{candidate: Decision dict}``."""
+    out = {}
+    for path in sorted(Path(decisions_dir).glob("*.json")):
+        out.update({k: d.to_dict() for k, d in read_decisions(path).items()})
+    return out
+
+
+# -- sim pool: similarity --------------------------------------------------------------------
+def similarity_decision(
+    genome: Mapping[str, Any],
+    trained: Sequence[tuple[str, Mapping[str, Any], float]],
+    threshold: float = 2.0,
+    mode: str = "skip",
+    timeout_s: float = 0.2,
+    find_provider: bool = False,
+) -> dict[str, Any]:
+    """A4NN.2's rule for one new candidate against the trained ones.
+
+    Args:
+        genome: The new candidate (:func:`genome_to_dict`).
+        trained: ``(candidate_id, genome dict, fitness)`` of every trained candidate.
+        threshold: Largest graph edit distance that counts as similar.
+        mode: ``"skip"`` (inherit the provider's fitness) or ``"transfer"``.
+        timeout_s: Time bound of each GED search.
+        find_provider: When the rule says "train", also return the nearest trained
+            candidate at any distance (a weight-transfer provider).
+
+    Returns:
+        ``action`` (``train``/``skip``/``transfer``), ``provider_id``, ``distance``,
+        ``inherited_fitness``, ``compared`` and ``seconds``.
+    """
+    from .similarity import SimilarityEngine
+
+    t0 = time.perf_counter()
+    engine = SimilarityEngine(threshold=threshold, timeout_s=timeout_s, mode=mode)
+    for cid, g, fitness in trained:
+        engine.add_trained(cid, genome_from_dict(g), fitness)
+    new = genome_from_dict(genome)
+    decision = engine.decide(new) if len(engine) else None
+    out: dict[str, Any] = {
+        "action": decision.action if decision is not None else "train",
+        "provider_id": decision.provider_id if decision is not None else None,
+        "distance": decision.distance if decision is not None else None,
+        "inherited_fitness": decision.inherited_fitness if decision is not None else None,
+    }
+    if out["action"] == "train" and find_provider and len(engine):
+        hit = engine.most_similar(new)
+        if hit is not None:
+            out["provider_id"], out["distance"] = hit
+    out["compared"] = len(engine)
+    out["seconds"] = time.perf_counter() - t0
+    return out

@@ -1,0 +1,156 @@
+"""What a search leaves in its run directory: candidate table, Pareto plot, summary.
+
+* ``candidates.json`` / ``candidates.csv``: one row per candidate (:data:`COLUMNS`).
+* ``report/pareto.png``: validation accuracy vs FLOPs or energy, marker size = parameters,
+  the Pareto front highlighted.
+* ``summary.json``: best candidate, hypervolume, epochs trained and saved, skips, wall time.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .strategies import pareto_indices
+
+__all__ = ["COLUMNS", "plot_pareto", "summarize", "write_candidate_table", "write_summary"]
+
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "genome",
+    "parent",
+    "generation",
+    "status",
+    "epochs",
+    "stop_reason",
+    "stop_epoch",
+    "fitness",
+    "predicted_fitness",
+    "actual_fitness",
+    "flops",
+    "params",
+    "cost",
+    "cost_is_proxy",
+    "energy_j",
+    "energy_source",
+    "similar_to",
+    "distance",
+    "transfer_provider",
+    "tensors_transferred",
+    "similarity_s",
+    "train_s",
+    "wall_s",
+)
+"""Columns of the candidate table (JSON rows hold these keys, plus ``curve``)."""
+
+
+def write_candidate_table(
+    records: Sequence[Mapping[str, Any]], run_dir: str | Path
+) -> tuple[Path, Path]:
+    """Write ``candidates.json`` (full rows) and ``candidates.csv`` (:data:`COLUMNS`)."""
+    run_dir = Path(run_dir)
+    json_path, csv_path = run_dir / "candidates.json", run_dir / "candidates.csv"
+    json_path.write_text(json.dumps([dict(r) for r in records], indent=1))
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
+    return json_path, csv_path
+
+
+def _objectives(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    return np.array([[100.0 - r["fitness"], r["cost"]] for r in records], dtype=float)
+
+
+def plot_pareto(records: Sequence[Mapping[str, Any]], path: str | Path, cost_label: str) -> Path:
+    """Accuracy vs cost scatter (marker area ~ parameters), Pareto front as a step line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    if records:
+        params = np.array([r["params"] for r in records], dtype=float)
+        size = 15 + 185 * params / max(params.max(), 1.0)
+        cost = np.array([r["cost"] for r in records], dtype=float)
+        acc = np.array([r["fitness"] for r in records], dtype=float)
+        for status, marker in (("trained", "o"), ("skipped", "x")):
+            sel = np.array([r["status"] == status for r in records])
+            if sel.any():
+                ax.scatter(
+                    cost[sel],
+                    acc[sel],
+                    s=size[sel],
+                    marker=marker,
+                    alpha=0.55,
+                    label=f"{status} ({int(sel.sum())})",
+                )
+        front = pareto_indices(_objectives(records))
+        order = front[np.argsort(cost[front])]
+        ax.step(cost[order], acc[order], where="post", color="k", lw=1.2, label="Pareto front")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("search result (marker size = parameters)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def summarize(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    hypervolume: float,
+    hypervolume_reference: Sequence[float],
+    objective: str,
+    max_epochs: float,
+    wall_s: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The run's headline numbers.
+
+    ``epochs_saved`` counts the epochs not trained relative to training every candidate for
+    ``max_epochs`` (early stops and skipped candidates both save).
+    """
+    trained = [r for r in records if r["status"] == "trained"]
+    skipped = [r for r in records if r["status"] == "skipped"]
+    epochs = float(sum(r["epochs"] for r in trained))
+    budget = max_epochs * len(records)
+    best = max(records, key=lambda r: (r["fitness"], -r["cost"]), default=None)
+    front = [records[i]["id"] for i in pareto_indices(_objectives(records))] if records else []
+    return {
+        "candidates": len(records),
+        "trained": len(trained),
+        "skipped": len(skipped),
+        "stopped_early": sum(r["stop_reason"] in ("converged", "never-learning") for r in trained),
+        "best": None if best is None else {k: best.get(k) for k in COLUMNS},
+        "pareto_front": front,
+        "hypervolume": hypervolume,
+        "hypervolume_reference": list(hypervolume_reference),
+        "objective": objective,
+        "cost_is_proxy": any(r.get("cost_is_proxy") for r in records),
+        "epochs_trained": epochs,
+        "epochs_saved": budget - epochs,
+        "epochs_saved_fraction": (budget - epochs) / budget if budget else 0.0,
+        "flops_trained": float(sum(r["flops"] * r["epochs"] for r in trained)),
+        "wall_s": wall_s,
+        **extra,
+    }
+
+
+def write_summary(summary: Mapping[str, Any], run_dir: str | Path) -> Path:
+    """Write ``summary.json``."""
+    path = Path(run_dir) / "summary.json"
+    path.write_text(json.dumps(dict(summary), indent=1))
+    return path

@@ -1,0 +1,89 @@
+"""End to end: ``streamal run configs/nas-ci.yaml``; options validation of the nas workflow."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from streamal_nas.workflow import NasOptions
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("nas") / "run"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamal",
+            "run",
+            str(ROOT / "configs" / "nas-ci.yaml"),
+            "--run-dir",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return run
+
+
+def test_run_writes_tables_plot_and_summary(ci_run):
+    for name in ("candidates.json", "candidates.csv", "report/pareto.png", "summary.json"):
+        assert (ci_run / name).exists(), name
+    rows = json.loads((ci_run / "candidates.json").read_text())
+    with (ci_run / "candidates.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows) == 12
+    summary = json.loads((ci_run / "summary.json").read_text())
+    assert summary["candidates"] == 12
+    assert summary["trained"] + summary["skipped"] == 12
+    assert 0.0 < summary["hypervolume"] <= 1.0
+    assert summary["best"]["id"] in {r["id"] for r in rows}
+    assert {r["energy_source"] for r in rows} <= {"rapl", "nvml", "unavailable"}
+    for r in rows:
+        if r["status"] == "trained":
+            assert (ci_run / "checkpoints" / f"{r['id']}.pt").exists()
+
+
+def test_prediction_and_similarity_save_work(ci_run):
+    rows = json.loads((ci_run / "candidates.json").read_text())
+    early = [r for r in rows if r["stop_reason"] in ("converged", "never-learning")]
+    skipped = [r for r in rows if r["status"] == "skipped"]
+    assert early or skipped
+    assert all(r["epochs"] < 6 for r in early)
+    summary = json.loads((ci_run / "summary.json").read_text())
+    assert summary["epochs_saved"] > 0
+
+
+def test_prediction_engine_overlaps_candidate_training(ci_run):
+    timeline = json.loads((ci_run / "timeline.json").read_text())
+    engine = [r for r in timeline if r["phase"] == "predict" and r["started"]]
+    train = [r for r in timeline if r["phase"] == "train" and r["started"]]
+    assert engine and train
+    assert {r["pool"] for r in engine} == {"sim"} and {r["pool"] for r in train} == {"train"}
+    overlapping = [
+        t
+        for t in train
+        if any(e["started"] < t["ended"] and t["started"] < e["ended"] for e in engine)
+    ]
+    assert len(overlapping) >= len(train) // 2
+
+
+def test_options_reject_unknown_keys_and_bad_values():
+    assert NasOptions().strategy == "nsga2"
+    with pytest.raises(ValidationError):
+        NasOptions.model_validate({"populaton": 4})
+    with pytest.raises(ValidationError):
+        NasOptions.model_validate({"strategy": "random"})
+    with pytest.raises(ValidationError, match="sample_size"):
+        NasOptions.model_validate(
+            {"strategy": "regularized-evolution", "population": 3, "sample_size": 5}
+        )
