@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -129,13 +130,19 @@ class RunConfig(Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
+    """``workflow.phases[2].epochs``; odd keys are quoted: ``site["bad key"]``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif _PLAIN_KEY.match(str(part)):
             out += f".{part}" if out else str(part)
+        else:
+            out += f"[{json.dumps(str(part))}]"
     return out or "<root>"
 
 

@@ -16,7 +16,8 @@ from tests.test_run import CONFIG
 pytestmark = pytest.mark.faults
 
 VALID = {**CONFIG, "workflow": {"name": "serial", "phases": [{"samples": 4, "epochs": 1}]}}
-KEY_PATH = re.compile(r"^  [A-Za-z_][\w.\[\]]*: .+", re.MULTILINE)
+SEGMENT = r'(?:\.[A-Za-z_][\w-]*|\[\d+\]|\["(?:[^"\\]|\\.)*"\])'
+KEY_PATH = re.compile(rf'^  (?:[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\]){SEGMENT}*: .+', re.MULTILINE)
 
 junk = st.one_of(
     st.none(),
@@ -95,7 +96,7 @@ def test_malformed_configs_fail_cleanly_with_a_key_path(data):
             ("workflow", "name"),
             "nope",
             r"workflow\.name: unknown workflow 'nope'; installed: "
-            r"\['baseline', 'continuous', 'serial', 'streaming'",
+            r"\['baseline', 'continuous', .*'serial', 'streaming'",
         ),
         (("simulator", "options"), {"speed": 1}, r"simulator\.options: .*speed"),
     ],
@@ -121,3 +122,19 @@ def test_cli_never_shows_a_traceback(tmp_path):
         )
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert res.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ranges": {"cubic": {"a": [4.5, 3.5]}}}, r"simulator\.options: .*low <= high"),
+        ({"classes": []}, r"simulator\.options: .*at least one class"),
+        ({"classes": ["cubic", "quasicrystal"]}, r"simulator\.options: .*quasicrystal"),
+    ],
+)
+def test_bad_parameter_boxes_and_classes(options, message):
+    pytest.importorskip("streamal_diffraction")
+    data = copy.deepcopy(VALID)
+    data["simulator"] = {"name": "diffraction-tof", "options": options}
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
