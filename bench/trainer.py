@@ -105,6 +105,12 @@ def main() -> None:
     p.add_argument("--train-per-class", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--timing-epochs", type=int, default=4)
+    p.add_argument(
+        "--timing-patterns",
+        type=int,
+        default=1200,
+        help="training patterns of the three timing runs",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--json", action="store_true")
@@ -121,10 +127,11 @@ def main() -> None:
         "2ranks": [RankSpec(0, (0,), None), RankSpec(1, (1,), None)],
         "unpinned": [RankSpec(0, (), None), RankSpec(1, (), None)],
     }
+    subset = {**rows, "train": rows["train"][: args.timing_patterns]}
     timing = {
         name: run(
             tmp / "store.h5",
-            rows,
+            subset,
             tmp / name,
             ranks,
             args.timing_epochs,
@@ -149,6 +156,7 @@ def main() -> None:
     result = {
         "quick": args.quick,
         "train_patterns": len(rows["train"]),
+        "timing_patterns": len(subset["train"]),
         "simulate_s": round(simulate_s, 1),
         "epoch_s_1rank": round(epoch_time(timing["1rank"]), 3),
         "epoch_s_2ranks": round(epoch_time(timing["2ranks"]), 3),
