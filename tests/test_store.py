@@ -102,3 +102,22 @@ def test_store_survives_a_killed_writer(tmp_path, delay):
     assert len(store) == sum(b.count for b in store.batches())
     store.append(**batch(len(keys)))  # and keeps appending
     store.close()
+
+
+def test_a_torn_last_batch_is_dropped_and_reported(tmp_path):
+    import h5py
+
+    path = tmp_path / "torn.h5"
+    with _new(path) as store:
+        for i in range(3):
+            store.append(**batch(i))
+        committed = len(store)
+    with h5py.File(path, "a") as f:  # a crash after the sample rows, before the batch row
+        for ds in f["samples"].values():
+            ds.resize(committed + 5, axis=0)
+    store = _new(path)
+    assert store.recovered and "dropped 5 sample row(s)" in store.recovered[0]
+    assert len(store) == committed and [b.key for b in store.batches()] == ["b0", "b1", "b2"]
+    store.append(**batch(3))
+    assert len(store) == committed + len(batch(3)["classes"])
+    store.close()
