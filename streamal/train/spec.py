@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,6 @@ class TrainSpec:
     warm_start: str | None = None
     cancel_path: str | None = None
     phase: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def world_size(self) -> int:

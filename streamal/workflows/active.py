@@ -16,20 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from streamal import plugins
 from streamal.executors import TRAIN_POOL
 from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
-from streamal.policy.uniform import SweepPolicy, UniformPolicy
+from streamal.policy.uniform import SweepPolicy
 from streamal.train.predict import predict_uncertainty
-from streamal.workflows.base import SPLIT_CODES, Workflow
+from streamal.workflows.base import SplitOptions, Workflow
 
 
-class ActiveOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
-    test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
+class ActiveOptions(SplitOptions):
+    """Options shared by the active-learning workflows."""
 
 
 class ActiveLearningWorkflow(Workflow):
@@ -51,27 +48,7 @@ class ActiveLearningWorkflow(Workflow):
 
     def phase0_jobs(self, *, study: bool) -> list:
         """Coroutines simulating the phase-0 training, validation, test (and study) sets."""
-        n = self.phases[0].samples
-        sizes = {
-            "train": n,
-            "val": max(1, round(n * self.options.val_fraction)),
-            "test": max(1, round(n * self.options.test_fraction)),
-        }
-        uniform = UniformPolicy(self.ctx.space)
-        jobs = []
-        for split, size in sizes.items():
-            classes, params = uniform.sample(size, self.rng(0, SPLIT_CODES[split]))
-            jobs.append(
-                self.simulate(
-                    f"p0/{split}",
-                    classes,
-                    params,
-                    phase=0,
-                    split=split,
-                    origin=uniform.name,
-                    task_phase="S0",
-                )
-            )
+        jobs = self.uniform_sets(self.phases[0].samples, self.options)
         if study:
             jobs.append(self.study_job("S0"))
         return jobs

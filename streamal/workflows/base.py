@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from streamal.config import RunConfig
 from streamal.errors import ConfigError
@@ -41,6 +41,14 @@ class RunContext:
 
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SplitOptions(BaseModel):
+    """Sizes of the validation and test sets relative to phase 0's training set."""
+
+    model_config = ConfigDict(extra="forbid")
+    val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
+    test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
 
 
 class Workflow(ABC):
@@ -95,6 +103,32 @@ class Workflow(ABC):
             chunk_size=cfg.chunk_size,
             task_phase=task_phase,
         )
+
+    def uniform_sets(self, n_per_class: int, options: SplitOptions) -> list:
+        """Coroutines simulating phase 0's uniform train, validation and test sets (``S0``)."""
+        from streamal.policy.uniform import UniformPolicy
+
+        sizes = {
+            "train": n_per_class,
+            "val": max(1, round(n_per_class * options.val_fraction)),
+            "test": max(1, round(n_per_class * options.test_fraction)),
+        }
+        uniform = UniformPolicy(self.ctx.space)
+        jobs = []
+        for split, size in sizes.items():
+            classes, params = uniform.sample(size, self.rng(0, SPLIT_CODES[split]))
+            jobs.append(
+                self.simulate(
+                    f"p0/{split}",
+                    classes,
+                    params,
+                    phase=0,
+                    split=split,
+                    origin=uniform.name,
+                    task_phase="S0",
+                )
+            )
+        return jobs
 
     def rows(self, split: str, max_phase: int | None = None) -> list[int]:
         return self.ctx.store.select(split=split, max_phase=max_phase).indices.tolist()

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from streamal.errors import ConfigError
-from streamal.policy.uniform import UniformPolicy
-from streamal.workflows.base import SPLIT_CODES, Workflow
-
-
-class BaselineOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
-    test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
+from streamal.workflows.base import SplitOptions, Workflow
 
 
 class BaselineWorkflow(Workflow):
@@ -22,7 +13,7 @@ class BaselineWorkflow(Workflow):
     ``val_fraction``/``test_fraction`` times that size, simulated at once; then ``T0``."""
 
     name = "baseline"
-    Options = BaselineOptions
+    Options = SplitOptions
 
     async def run(self) -> None:
         phases = self.ctx.config.workflow.phases
@@ -30,26 +21,5 @@ class BaselineWorkflow(Workflow):
             raise ConfigError(
                 f"workflow.phases: the baseline workflow has one phase, got {len(phases)}"
             )
-        n = phases[0].samples
-        sizes = {
-            "train": n,
-            "val": max(1, round(n * self.options.val_fraction)),
-            "test": max(1, round(n * self.options.test_fraction)),
-        }
-        policy = UniformPolicy(self.ctx.space)
-        jobs = []
-        for split, size in sizes.items():
-            classes, params = policy.sample(size, self.rng(0, SPLIT_CODES[split]))
-            jobs.append(
-                self.simulate(
-                    f"p0/{split}",
-                    classes,
-                    params,
-                    phase=0,
-                    split=split,
-                    origin=policy.name,
-                    task_phase="S0",
-                )
-            )
-        await asyncio.gather(*jobs)
+        await asyncio.gather(*self.uniform_sets(phases[0].samples, self.options))
         await self.train("T0", epochs=phases[0].epochs, max_phase=0)
