@@ -29,8 +29,10 @@ WORKFLOWS = ("serial", "streaming", "continuous")
 def base_config(quick: bool, simulator: str = "diffraction-tof") -> dict:
     """CPU-scaled version of the paper's E1 schedule (4 phases, epochs 400/300/250/200).
 
-    With ``diffraction-cryspy`` (≈0.5 s per pattern, the paper's GSAS-II regime) the sizes
-    shrink so that simulation and training cost about the same, as in the paper's Table III.
+    With ``diffraction-cryspy`` (0.5–0.75 s per pattern, GSAS-II-like cost) the sizes shrink
+    to keep a run to minutes; on one simulator core simulation then dominates (a serial run
+    measured 282 s with the sim pool 95 % busy), the opposite extreme of the fast simulator.
+    Matching the paper's balance (simulation ≈ 2.5× training) needs more simulator cores.
     """
     if simulator == "diffraction-cryspy":
         n0, batch, study, chunk = (12, 24, 8, 4) if quick else (30, 60, 16, 4)
