@@ -11,9 +11,11 @@ Run directory::
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -153,6 +155,7 @@ def _write_status(run_dir: Path, cfg: RunConfig, plan: NodePlan, status: str, **
 def run_campaign(*, config_path: str | None, run_dir: str | None, resume: str | None) -> int:
     """Run (or resume) a campaign; returns the process exit status."""
     os.umask(os.umask(0) | 0o002)  # nothing in the run directory is world-writable
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints the stacks
     cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume)
     plan = plan_for(cfg.site)
     console.print(

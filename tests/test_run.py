@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import yaml
@@ -21,25 +23,32 @@ CONFIG = {
 }
 
 
+def streamal_run(*args, umask=None, timeout=300):
+    """``python -m streamal run ARGS`` in its own session; on a timeout, dump the driver's
+    stacks and kill the whole session (driver, interchange, workers): nothing is left behind."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamal", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"streamal run timed out after {timeout} s:\n{err[-8000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def _run(tmp_path, config, *extra, umask=None):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamal",
-            "run",
-            str(path),
-            "--run-dir",
-            str(tmp_path / "run"),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
-    )
+    return streamal_run(str(path), "--run-dir", str(tmp_path / "run"), *extra, umask=umask)
 
 
 def test_baseline_run_writes_every_output(tmp_path):

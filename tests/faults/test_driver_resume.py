@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from streamal.store import SampleStore
+from tests.test_run import streamal_run
 from tests.test_workflows import _config
 
 pytestmark = pytest.mark.faults
@@ -55,12 +56,7 @@ def test_killed_driver_resumes_without_repeating_or_losing_samples(tmp_path):
     before = [r for r in _records(run) if r["pool"] == "sim" and r["status"] == "done"]
     assert not (run / "metrics.json").exists() or "T2" not in (run / "metrics.json").read_text()
 
-    res = subprocess.run(
-        [sys.executable, "-m", "streamal", "run", "--resume", str(run)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = streamal_run("--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
     after = [r for r in _records(run) if r["pool"] == "sim" and r["status"] == "done"]
     repeated = Counter(r["name"] for r in after)
@@ -92,12 +88,7 @@ def test_sigint_stops_gracefully_and_says_how_to_resume(tmp_path):
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     with SampleStore(run / "store.h5", mode="r") as s:  # flushed and readable
         stored = len(s)
-    res = subprocess.run(
-        [sys.executable, "-m", "streamal", "run", "--resume", str(run)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = streamal_run("--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
     with SampleStore(run / "store.h5", mode="r") as s:
         assert len(s) == 2 * (24 + 12 + 12 + 16) + 30 + 30 >= stored
