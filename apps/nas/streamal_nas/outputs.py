@@ -94,13 +94,24 @@ def plot_pareto(records: Sequence[Mapping[str, Any]], path: str | Path, cost_lab
                     alpha=0.55,
                     label=f"{status} ({int(sel.sum())})",
                 )
+        measured = np.array([r.get("actual_fitness") is not None for r in records])
+        if measured.any():
+            actual = np.array([r.get("actual_fitness") or np.nan for r in records], dtype=float)
+            ax.scatter(
+                cost[measured],
+                actual[measured],
+                s=8,
+                color="k",
+                marker=".",
+                label="last measured accuracy",
+            )
         front = pareto_indices(_objectives(records))
         order = front[np.argsort(cost[front])]
         ax.step(cost[order], acc[order], where="post", color="k", lw=1.2, label="Pareto front")
         ax.set_xscale("log")
         ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel(cost_label)
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel("fitness: validation accuracy (%)\n(predicted if stopped early)")
     ax.set_title("search result (marker size = parameters)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
