@@ -73,6 +73,32 @@ async def simulate_batch(
     fn, extra = (simulate_chunk_mpi, {"ranks": mpi_ranks}) if mpi_ranks else (simulate_chunk, {})
     failed_keys = {f["key"] for f in store.failures()}
 
+    async def simulate_and_store(batch_key: str, rows: np.ndarray, retries: int | None) -> None:
+        """One task for ``rows``; its output is appended under ``batch_key`` (or it raises)."""
+        out = await scheduler.submit(
+            SIM_POOL,
+            fn,
+            simulator,
+            options_json,
+            classes[rows],
+            params[rows],
+            phase=task_phase,
+            name=batch_key,
+            retries=retries,
+            info={"samples": len(rows), "split": split},
+            **extra,
+        )
+        store.append(
+            key=batch_key,
+            classes=classes[rows],
+            params=params[rows],
+            inputs=out,
+            phase=phase,
+            split=split,
+            origin=origin,
+        )
+        report.stored += len(rows)
+
     async def one_chunk(i: int, rows: np.ndarray) -> None:
         chunk_key = f"{key}/{i}"
         if store.has_batch(chunk_key):
@@ -81,50 +107,17 @@ async def simulate_batch(
         partial = any(k.startswith(chunk_key + "/") for k in store.batch_keys() | failed_keys)
         if not partial:
             try:
-                out = await scheduler.submit(
-                    SIM_POOL,
-                    simulate_chunk,
-                    simulator,
-                    options_json,
-                    classes[rows],
-                    params[rows],
-                    phase=task_phase,
-                    name=chunk_key,
-                    info={"samples": len(rows), "split": split},
-                )
-                store.append(
-                    key=chunk_key,
-                    classes=classes[rows],
-                    params=params[rows],
-                    inputs=out,
-                    phase=phase,
-                    split=split,
-                    origin=origin,
-                )
-                report.stored += len(rows)
-                return
+                return await simulate_and_store(chunk_key, rows, None)
             except TaskFailed:
-                pass
-        await asyncio.gather(*(one_sample(chunk_key, j, r) for j, r in enumerate(rows)))
+                pass  # isolate the bad samples: one task per sample, no retries
+        await asyncio.gather(*(one_sample(f"{chunk_key}/{j}", r) for j, r in enumerate(rows)))
 
-    async def one_sample(chunk_key: str, j: int, row: int) -> None:
-        sample_key = f"{chunk_key}/{j}"
+    async def one_sample(sample_key: str, row: int) -> None:
         if store.has_batch(sample_key) or sample_key in failed_keys:
             report.skipped += 1
             return
         try:
-            out = await scheduler.submit(
-                SIM_POOL,
-                simulate_chunk,
-                simulator,
-                options_json,
-                classes[row : row + 1],
-                params[row : row + 1],
-                phase=task_phase,
-                name=sample_key,
-                retries=0,
-                info={"samples": 1, "split": split},
-            )
+            await simulate_and_store(sample_key, np.array([row]), 0)
         except TaskFailed as exc:
             store.record_failed(
                 key=sample_key,
@@ -136,17 +129,6 @@ async def simulate_batch(
                 error=exc.error,
             )
             report.failed += 1
-            return
-        store.append(
-            key=sample_key,
-            classes=classes[row : row + 1],
-            params=params[row : row + 1],
-            inputs=out,
-            phase=phase,
-            split=split,
-            origin=origin,
-        )
-        report.stored += 1
 
     chunks = [
         np.arange(s, min(s + chunk_size, len(classes))) for s in range(0, len(classes), chunk_size)

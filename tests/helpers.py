@@ -139,18 +139,22 @@ def _peaks_simulator_class():
             nan_above: float | None = None,
             delay: float = 0.0,
             kill_once: str | None = None,
+            require_mpi: bool = False,
         ):
             self._options = {
                 "fail_above": fail_above,
                 "nan_above": nan_above,
                 "delay": delay,
                 "kill_once": kill_once,
+                "require_mpi": require_mpi,
             }
             self.space = peaks_space()
             self.output_shape = (64,)
 
         def _simulate(self, classes, params):
             time.sleep(self._options["delay"] * len(classes))
+            if self._options["require_mpi"] and "PMI_RANK" not in os.environ:
+                raise RuntimeError("not running under mpiexec")
             if self._options["kill_once"] and len(classes) > 1:
                 die_once(self._options["kill_once"])  # SIGKILLs this worker the first time
             if (

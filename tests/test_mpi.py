@@ -37,7 +37,8 @@ def test_a_failing_rank_fails_the_chunk_with_its_error():
 def test_a_baseline_run_in_mpi_launch_mode(tmp_path):
     from tests.test_run import CONFIG, _run
 
-    cfg = {**CONFIG, "simulator": {**CONFIG["simulator"], "mpi_ranks": 2}}
+    sim = {**CONFIG["simulator"], "mpi_ranks": 2, "options": {"require_mpi": True}}
+    cfg = {**CONFIG, "simulator": sim}
     res = _run(tmp_path, cfg)
     assert res.returncode == 0, res.stderr[-3000:]
     from streamal.store import SampleStore

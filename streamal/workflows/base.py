@@ -102,6 +102,7 @@ class Workflow(ABC):
             origin=origin,
             chunk_size=cfg.chunk_size,
             task_phase=task_phase,
+            mpi_ranks=cfg.mpi_ranks,
         )
 
     def uniform_sets(self, n_per_class: int, options: SplitOptions) -> list:
