@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -209,48 +210,29 @@ class Scheduler:
     ) -> Any:
         for attempt in range(1, attempts + 1):
             submitted = time.time()
+            record = functools.partial(
+                self._record, task_id, name, pool, phase, attempt, submitted, info=info
+            )
             self.progress.submitted(pool)
             try:
                 future = self._apps[pool](fn, args, kwargs, token)
                 outcome: TaskOutcome = await _bridge(future)
             except asyncio.CancelledError:
                 token.set()
-                self._record(
-                    task_id,
-                    name,
-                    pool,
-                    phase,
-                    attempt,
-                    submitted,
-                    TaskOutcome(cancelled=True),
-                    "cancelled",
-                    info,
-                )
+                record(TaskOutcome(cancelled=True), "cancelled")
                 raise
             except Exception as exc:  # noqa: BLE001 - lost worker, serialisation, ...
                 outcome = TaskOutcome(
                     error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__
                 )
             if outcome.cancelled:
-                self._record(
-                    task_id, name, pool, phase, attempt, submitted, outcome, "cancelled", info
-                )
+                record(outcome, "cancelled")
                 raise TaskCancelledError(f"task {name!r} was cancelled")
             if outcome.error is None:
-                self._record(task_id, name, pool, phase, attempt, submitted, outcome, "done", info)
+                record(outcome, "done")
                 return outcome.value
             last = attempt == attempts
-            self._record(
-                task_id,
-                name,
-                pool,
-                phase,
-                attempt,
-                submitted,
-                outcome,
-                "failed" if last else "retried",
-                info,
-            )
+            record(outcome, "failed" if last else "retried")
             if last:
                 trace = outcome.value if isinstance(outcome.value, str) else ""
                 raise TaskFailed(name, attempts, outcome.error, trace)

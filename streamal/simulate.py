@@ -72,6 +72,12 @@ async def simulate_batch(
     report = SimulationReport()
     fn, extra = (simulate_chunk_mpi, {"ranks": mpi_ranks}) if mpi_ranks else (simulate_chunk, {})
     failed_keys = {f["key"] for f in store.failures()}
+    # chunks a previous run had already split into single samples (computed once, not per chunk)
+    split_chunks = {
+        k.rsplit("/", 1)[0]
+        for k in store.batch_keys() | failed_keys
+        if k.startswith(f"{key}/") and k.count("/") > key.count("/") + 1
+    }
 
     async def simulate_and_store(batch_key: str, rows: np.ndarray, retries: int | None) -> None:
         """One task for ``rows``; its output is appended under ``batch_key`` (or it raises)."""
@@ -104,8 +110,7 @@ async def simulate_batch(
         if store.has_batch(chunk_key):
             report.skipped += len(rows)
             return
-        partial = any(k.startswith(chunk_key + "/") for k in store.batch_keys() | failed_keys)
-        if not partial:
+        if chunk_key not in split_chunks:
             try:
                 return await simulate_and_store(chunk_key, rows, None)
             except TaskFailed:
