@@ -175,7 +175,8 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
             append_record(records_path, cid, epoch, fitness)
             if decisions_dir is not None:
                 decision = poll_decision(decision_path(decisions_dir, cid), cid)
-                if decision is not None:
+                # a decision read after the last epoch saved nothing: the run hit max epochs
+                if decision is not None and it + 1 < max_iters:
                     stop_reason = decision.reason
                     break
             if cancelled():
