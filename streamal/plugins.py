@@ -39,7 +39,7 @@ def load(kind: str, name: str) -> Any:
         module, _, attr = name.partition(":")
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:  # ValueError: ':x'
             raise PluginError(f"cannot load {kind[:-1]} {name!r}: {exc}") from None
     eps = _entry_points(kind)
     if name not in eps:
