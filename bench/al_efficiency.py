@@ -28,7 +28,7 @@ from workflows import base_config  # noqa: E402
 
 
 def baseline_config(per_class: int, seed: int, quick: bool, val_per_class: int) -> dict:
-    cfg = copy.deepcopy(base_config(quick))
+    cfg = copy.deepcopy(base_config(quick, "diffraction-tof"))
     cfg["seed"] = seed
     epochs = cfg["workflow"]["phases"][0]["epochs"]
     frac = val_per_class / per_class
@@ -63,7 +63,7 @@ def main() -> None:
     al_acc, al_n = [], []
     base_points: dict[int, list[float]] = {}
     for seed in range(args.seeds):
-        cfg = copy.deepcopy(base_config(args.quick))
+        cfg = copy.deepcopy(base_config(args.quick, "diffraction-tof"))
         cfg["seed"] = seed
         run = _runs.run_config(cfg, root / f"al-{seed}")
         final = _runs.final_metrics(run)

@@ -109,6 +109,9 @@ class TrainConfig(Strict):
     learning_rate: float = Field(5e-4, gt=0)
     grad_clip: float = Field(50.0, gt=0)
     backend: Literal["auto", "gloo", "nccl"] = "auto"
+    checkpoint_interval_s: float = Field(
+        5.0, ge=0, description="save last.pt at most this often, in seconds (0: every epoch)"
+    )
 
 
 class RunConfig(Strict):

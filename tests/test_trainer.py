@@ -1,3 +1,7 @@
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -83,6 +87,37 @@ def test_warm_start_and_resume_from_last_epoch(tmp_path):
     again = train(TrainSpec(**{**spec.__dict__, "epochs": 5}))
     assert again["ranks"][0]["resumed_from_epoch"] == 3
     assert [h["epoch"] for h in again["history"]] == [0, 1, 2, 3, 4]
+
+
+def test_interval_checkpoints_keep_the_best_epoch_and_flush_when_stopped(tmp_path):
+    # an interval longer than the run: everything is written once, after the last epoch
+    lazy = train(_spec(tmp_path / "a", [RankSpec(0, (0,), None)], checkpoint_interval_s=3600))
+    assert [h["epoch"] for h in lazy["history"]] == [0, 1, 2, 3]
+    best_epoch = min(lazy["history"], key=lambda h: h["val_score"])["epoch"]
+    assert load_checkpoint(lazy["best_checkpoint"])["epoch"] == best_epoch
+    assert load_checkpoint(tmp_path / "a" / "ckpt" / "last.pt")["epoch"] == 3
+    # stopped between two interval saves: the epochs since the last save are still written
+    spec = _spec(tmp_path / "b", [RankSpec(0, (0,), None)], epochs=100_000)
+    stop = tmp_path / "b" / "STOP"
+    spec = TrainSpec(**{**spec.__dict__, "cancel_path": str(stop), "checkpoint_interval_s": 1.0})
+
+    def stop_after_first_save():
+        history = Path(spec.out_dir) / "history.json"
+        deadline = time.time() + 120
+        while not history.exists() and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # more epochs run, unsaved
+        stop.touch()
+
+    watcher = threading.Thread(target=stop_after_first_save)
+    watcher.start()
+    stopped = train(spec)
+    watcher.join()
+    n = stopped["ranks"][0]["cancelled_at_epoch"]
+    assert [h["epoch"] for h in stopped["history"]] == list(range(n))
+    assert load_checkpoint(tmp_path / "b" / "ckpt" / "last.pt")["epoch"] == n - 1
+    best_epoch = min(stopped["history"], key=lambda h: h["val_score"])["epoch"]
+    assert load_checkpoint(stopped["best_checkpoint"])["epoch"] == best_epoch
 
 
 def test_a_failing_rank_is_reported_with_its_error(tmp_path):

@@ -74,6 +74,26 @@ def _gather_metrics(model, plugin, data, device, batch, rank, world):  # noqa: A
     return plugin.metrics(full, torch.from_numpy(c), torch.from_numpy(y))
 
 
+def _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, history) -> None:  # noqa: ANN001
+    """Write best.pt (if it improved), the history and last.pt — in that order, so that
+    last.pt's ``best_loss`` always refers to the best.pt on disk."""
+    if best_state is not None:
+        save_checkpoint(
+            out_dir / "best.pt",
+            **best_state,
+            model_name=spec.model,
+            model_options=spec.model_options,
+        )
+    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    save_checkpoint(
+        out_dir / "last.pt",
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        epoch=epoch,
+        best_loss=best,
+    )
+
+
 def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     """Train this rank's share; rank 0 writes checkpoints and the history."""
     import torch
@@ -139,6 +159,8 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     history = []
     if start_epoch and history_path.exists():  # keep exactly the epochs last.pt has seen
         history = [h for h in json.loads(history_path.read_text()) if h["epoch"] < start_epoch]
+    best_state: dict[str, Any] | None = None  # improved since best.pt was written
+    last_saved, saved_epoch = time.time(), start_epoch - 1
     for epoch in range(start_epoch, spec.epochs):
         stop = [bool(spec.cancel_path and os.path.exists(spec.cancel_path))]
         dist.broadcast_object_list(stop, src=0)  # every rank stops at the same epoch
@@ -174,23 +196,19 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
             history.append(entry)
             if metrics and val_loss < best:
                 best = val_loss
-                save_checkpoint(
-                    out_dir / "best.pt",
-                    model=model.state_dict(),
-                    epoch=epoch,
-                    metrics=metrics,
-                    model_name=spec.model,
-                    model_options=spec.model_options,
-                )
-            history_path.write_text(json.dumps(history, indent=1))
-            save_checkpoint(
-                last,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                epoch=epoch,
-                best_loss=best,
-            )
+                best_state = {
+                    "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                    "epoch": epoch,
+                    "metrics": metrics,
+                }
+            if epoch == spec.epochs - 1 or time.time() - last_saved >= spec.checkpoint_interval_s:
+                _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, history)
+                best_state, last_saved, saved_epoch = None, time.time(), epoch
         dist.barrier()
+    if rank == 0 and history and history[-1]["epoch"] > saved_epoch:  # stopped early
+        _save_progress(
+            out_dir, spec, model, optimizer, history[-1]["epoch"], best, best_state, history
+        )
     if rank == 0 and not (out_dir / "best.pt").exists():  # no validation split: keep the last
         save_checkpoint(
             out_dir / "best.pt",

@@ -32,6 +32,9 @@ class TrainSpec:
         ranks: Placement of every rank (world size = ``len(ranks)``).
         backend: ``gloo``, ``nccl`` or ``auto`` (NCCL when every rank has a GPU).
         cancel_path: A file whose existence asks the ranks to stop after the current epoch.
+        checkpoint_interval_s: Write ``last.pt``/``best.pt``/history at most this often
+            (0: every epoch); always after the last epoch and when stopped early. A killed
+            task loses at most this much training.
     """
 
     store: str
@@ -52,6 +55,7 @@ class TrainSpec:
     backend: str = "auto"
     warm_start: str | None = None
     cancel_path: str | None = None
+    checkpoint_interval_s: float = 0.0
     phase: str = ""
 
     @property

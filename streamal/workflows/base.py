@@ -172,6 +172,7 @@ class Workflow(ABC):
             backend=cfg.train.backend,
             warm_start=warm_start,
             cancel_path=str(out_dir / "STOP"),
+            checkpoint_interval_s=cfg.train.checkpoint_interval_s,
             phase=task_phase,
         )
         from streamal.train.ddp import train
