@@ -5,7 +5,9 @@
 * The trainer retrains, warm-started, on every training sample that has arrived whenever it
   is free; after each training the AL task refreshes the policy on the study set.
 * It stops when ``sum(phases[*].samples)``-worth of AL samples (beyond phase 0's uniform set)
-  have been stored, or after ``time_budget_s``; a final training then uses everything.
+  have been stored, or after ``time_budget_s``; a final training then uses everything. Once
+  the last chunks are in flight the trainer waits for them rather than start a training
+  that they would make obsolete.
 
 Epochs of round r follow ``phases[0].epochs · √(N₀ / N_r)`` (``epochs ∝ 1/√N``), at least
 ``min_epochs``.
@@ -45,12 +47,15 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
             time.time() + self.options.time_budget_s if self.options.time_budget_s else None
         )
         self._generation = 0
+        self._all_submitted = asyncio.Event()
         self._feeder_done = asyncio.Event()
         feeder = asyncio.ensure_future(self._feed(budget))
         try:
             result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
             r = 0
             while True:
+                if self._all_submitted.is_set():  # the last chunks are in flight: a training
+                    await self._feeder_done.wait()  # now would be superseded; wait for them
                 finished = self._feeder_done.is_set()
                 r += 1
                 await self._refresh_policy(r, result["best_checkpoint"])
@@ -125,8 +130,11 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                         )
                     )
                     i += 1
+                if stored + chunk * len(pending) >= budget:
+                    self._all_submitted.set()
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 stored += sum(t.result().stored for t in done)
+            self._all_submitted.set()
             if pending:
                 await asyncio.gather(*pending)
         finally:
