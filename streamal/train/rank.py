@@ -201,11 +201,11 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
                     "epoch": epoch,
                     "metrics": metrics,
                 }
-            if epoch == spec.epochs - 1 or time.time() - last_saved >= spec.checkpoint_interval_s:
+            if time.time() - last_saved >= spec.checkpoint_interval_s:
                 _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, history)
                 best_state, last_saved, saved_epoch = None, time.time(), epoch
         dist.barrier()
-    if rank == 0 and history and history[-1]["epoch"] > saved_epoch:  # stopped early
+    if rank == 0 and history and history[-1]["epoch"] > saved_epoch:  # finished or stopped
         _save_progress(
             out_dir, spec, model, optimizer, history[-1]["epoch"], best, best_state, history
         )
