@@ -79,6 +79,9 @@ def test_continuous_keeps_simulating_while_training(tmp_path):
         if s["started"] < tr["ended"] and tr["started"] < s["ended"]
     ]
     assert overlapping, "no simulation ran while the trainer trained"
+    s_study, t0 = _span(t, "S'0"), _span(t, "T0")
+    assert s_study[0] < t0[1] and t0[0] < s_study[1], "S'0 did not overlap T0"
+    assert min(r["started"] for r in sims) >= s_study[1] - 1e-3, "fed chunks overtook S'0"
     metrics = json.loads((run / "metrics.json").read_text())["phases"]
     assert metrics[-1]["n_train"] == 48 + 60
 

@@ -1,7 +1,11 @@
 """Continuous workflow (paper Fig. 2, which the paper did not build): nothing waits.
 
-* The simulator pool never idles: a feeder keeps every simulator worker busy with chunks
-  drawn from the latest policy (uniform until the first model exists).
+* Phase 0's uniform training, validation and test sets are simulated first (S0); the study
+  set is simulated while T0 trains (S'0, as in the streaming workflow), since only the first
+  policy refresh, after T0, needs it.
+* The simulator pool never idles: as soon as the study set is in, a feeder keeps every
+  simulator worker busy with chunks drawn from the latest policy (uniform until the first
+  model exists).
 * The trainer retrains, warm-started, on every training sample that has arrived whenever it
   is free; after each training the AL task refreshes the policy on the study set.
 * It stops when ``sum(phases[*].samples)``-worth of AL samples (beyond phase 0's uniform set)
@@ -40,7 +44,8 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
     Options = ContinuousOptions
 
     async def run(self) -> None:
-        await self.gather(self.phase0_jobs(study=True))
+        await self.gather(self.phase0_jobs(study=False))
+        study = asyncio.ensure_future(self.study_job("S'0"))
         n0 = len(self.rows("train", 0))
         budget = sum(p.samples for p in self.phases[1:]) or self.phases[0].samples
         self._stop_at = (
@@ -49,9 +54,10 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         self._generation = 0
         self._all_submitted = asyncio.Event()
         self._feeder_done = asyncio.Event()
-        feeder = asyncio.ensure_future(self._feed(budget))
+        feeder = asyncio.ensure_future(self._feed(budget, after=study))
         try:
             result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
+            await study
             r = 0
             while True:
                 if self._all_submitted.is_set():  # the last chunks are in flight: a training
@@ -77,7 +83,8 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                     break
         finally:
             feeder.cancel()
-            await asyncio.gather(feeder, return_exceptions=True)
+            study.cancel()
+            await asyncio.gather(feeder, study, return_exceptions=True)
 
     async def _refresh_policy(self, r: int, checkpoint: str) -> None:
         """AL task on the study set with the newest model; later chunks draw from it."""
@@ -99,17 +106,21 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
             c, p = c[:n], p[:n]
         return c, p, self.policy.name
 
-    async def _feed(self, budget: int) -> None:
-        """Keep the sim pool full until ``budget`` AL samples are stored or time runs out."""
+    async def _feed(self, budget: int, after: asyncio.Future) -> None:
+        """Keep the sim pool full until ``budget`` AL samples are stored or time runs out.
+
+        Starts once ``after`` (the study set) is stored, so its chunks never queue behind ours.
+        """
         chunk = self.ctx.config.simulator.chunk_size
         workers = len(self.ctx.plan.sim_cores)
         in_flight_max = self.options.chunks_in_flight or 2 * workers
-        stored = sum(b.count for b in self.ctx.store.batches() if b.key.startswith("cont/"))
-        i = len(
-            {b.key.split("/")[1] for b in self.ctx.store.batches() if b.key.startswith("cont/")}
-        )
         pending: set[asyncio.Task] = set()
         try:
+            await asyncio.shield(after)
+            stored = sum(b.count for b in self.ctx.store.batches() if b.key.startswith("cont/"))
+            i = len(
+                {b.key.split("/")[1] for b in self.ctx.store.batches() if b.key.startswith("cont/")}
+            )
             while stored + chunk * len(pending) < budget:
                 if self._stop_at is not None and time.time() > self._stop_at:
                     break
