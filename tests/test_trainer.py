@@ -9,7 +9,7 @@ from streamal.space import ClassSpace, ParameterSpace
 from streamal.store import SampleStore
 from streamal.train.checkpoint import load_checkpoint
 from streamal.train.ddp import TrainingError, train
-from streamal.train.spec import RankSpec, TrainSpec, epochs_for_phase
+from streamal.train.spec import RankSpec, TrainSpec, epochs_for_phase, scheduled_epochs
 
 SPACE = ParameterSpace(
     ("x",), (ClassSpace("low", {"x": (0.0, 1.0)}), ClassSpace("high", {"x": (0.0, 1.0)}))
@@ -130,3 +130,11 @@ def test_a_failing_rank_is_reported_with_its_error(tmp_path):
 def test_epochs_scale_with_inverse_sqrt_of_samples():
     assert epochs_for_phase(4500, base_epochs=400, base_samples=4500) == 400
     assert epochs_for_phase(18000, base_epochs=400, base_samples=4500) == 200
+
+
+def test_scheduled_epochs_interpolate_the_phase_schedule():
+    sizes, epochs = [9, 18, 27], [200, 150, 100]
+    assert [scheduled_epochs(n, sizes, epochs) for n in (9, 18, 27)] == [200, 150, 100]
+    assert scheduled_epochs(13, sizes, epochs) == round(200 - 50 * 4 / 9)
+    assert scheduled_epochs(5, sizes, epochs) == 200 and scheduled_epochs(90, sizes, epochs) == 100
+    assert scheduled_epochs(90, sizes, epochs, minimum=120) == 120

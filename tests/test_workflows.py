@@ -84,6 +84,9 @@ def test_continuous_keeps_simulating_while_training(tmp_path):
     assert min(r["started"] for r in sims) >= s_study[1] - 1e-3, "fed chunks overtook S'0"
     metrics = json.loads((run / "metrics.json").read_text())["phases"]
     assert metrics[-1]["n_train"] == 48 + 60
+    sizes = [m["n_train"] for m in metrics]
+    assert all(b > a for a, b in zip(sizes, sizes[1:])), f"retrained on the same data: {sizes}"
+    assert metrics[-1]["epochs"] == PHASES[-1]["epochs"]  # the schedule's epochs at 108 samples
 
 
 @pytest.mark.parametrize(

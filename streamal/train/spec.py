@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,13 @@ def epochs_for_phase(n_total: int, *, base_epochs: int, base_samples: int, minim
     if n_total <= 0:
         return base_epochs
     return max(minimum, round(base_epochs * math.sqrt(base_samples / n_total)))
+
+
+def scheduled_epochs(
+    n_total: int, sizes: Sequence[int], epochs: Sequence[int], minimum: int = 1
+) -> int:
+    """Epochs of a training on ``n_total`` samples under a phase schedule: phase k trains
+    ``epochs[k]`` epochs on ``sizes[k]`` samples; linear in between, held beyond the ends."""
+    if len(sizes) != len(epochs) or not len(sizes):
+        raise ValueError("sizes and epochs need the same, non-zero length")
+    return max(minimum, round(float(np.interp(n_total, sizes, epochs))))

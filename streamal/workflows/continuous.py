@@ -7,14 +7,18 @@
   simulator worker busy with chunks drawn from the latest policy (uniform until the first
   model exists).
 * The trainer retrains, warm-started, on every training sample that has arrived whenever it
-  is free; after each training the AL task refreshes the policy on the study set.
+  is free and at least ``min_new_samples`` (default: one chunk) have arrived since its last
+  training — it never retrains on the data it has just seen; after each training the AL task
+  refreshes the policy on the study set.
 * It stops when ``sum(phases[*].samples)``-worth of AL samples (beyond phase 0's uniform set)
   have been stored, or after ``time_budget_s``; a final training then uses everything. Once
   the last chunks are in flight the trainer waits for them rather than start a training
   that they would make obsolete.
 
-Epochs of round r follow ``phases[0].epochs · √(N₀ / N_r)`` (``epochs ∝ 1/√N``), at least
-``min_epochs``.
+Epochs follow the configured schedule: a training on N samples gets the epochs the phases
+give at that size (phase k trains on N₀ + the first k AL batches), interpolated between
+phases and held at the ends, at least ``min_epochs`` — the same training per sample count as
+the serial and streaming workflows.
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ from pydantic import Field
 
 from streamal.policy.uncertainty import UncertaintyMixturePolicy
 from streamal.policy.uniform import UniformPolicy
-from streamal.train.spec import epochs_for_phase
+from streamal.train.spec import scheduled_epochs
 from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
 
 
 class ContinuousOptions(ActiveOptions):
     time_budget_s: float | None = Field(None, gt=0, description="stop simulating after this")
     min_epochs: int = Field(1, gt=0)
+    min_new_samples: int | None = Field(
+        None, gt=0, description="new samples a retraining waits for (default: one chunk)"
+    )
     chunks_in_flight: int | None = Field(
         None, gt=0, description="chunks queued per simulator worker pool (default: 2 per worker)"
     )
@@ -47,6 +54,9 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         await self.gather(self.phase0_jobs(study=False))
         study = asyncio.ensure_future(self.study_job("S'0"))
         n0 = len(self.rows("train", 0))
+        sizes = np.cumsum([n0] + [p.samples for p in self.phases[1:]])
+        schedule = [p.epochs for p in self.phases]
+        min_new = self.options.min_new_samples or self.ctx.config.simulator.chunk_size
         budget = sum(p.samples for p in self.phases[1:]) or self.phases[0].samples
         self._stop_at = (
             time.time() + self.options.time_budget_s if self.options.time_budget_s else None
@@ -54,24 +64,20 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         self._generation = 0
         self._all_submitted = asyncio.Event()
         self._feeder_done = asyncio.Event()
+        self._arrived = asyncio.Event()
         feeder = asyncio.ensure_future(self._feed(budget, after=study))
         try:
             result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
             await study
-            r = 0
+            r, trained_on = 0, result["n_train"]
             while True:
-                if self._all_submitted.is_set():  # the last chunks are in flight: a training
-                    await self._feeder_done.wait()  # now would be superseded; wait for them
-                finished = self._feeder_done.is_set()
                 r += 1
+                if self.ctx.metrics.get(f"T{r}") is None:  # (a resumed run has it already)
+                    await self._wait_for_data(trained_on + min_new)
+                finished = self._feeder_done.is_set()
                 await self._refresh_policy(r, result["best_checkpoint"])
                 n_train = len(self.rows("train"))
-                epochs = epochs_for_phase(
-                    n_train,
-                    base_epochs=self.phases[0].epochs,
-                    base_samples=n0,
-                    minimum=self.options.min_epochs,
-                )
+                epochs = scheduled_epochs(n_train, sizes, schedule, self.options.min_epochs)
                 result = await self.train(
                     f"T{r}",
                     epochs=epochs,
@@ -79,12 +85,22 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                     warm_start=result["best_checkpoint"],
                     info={"generation": self._generation},
                 )
+                trained_on = result["n_train"]
                 if finished:
                     break
         finally:
             feeder.cancel()
             study.cancel()
             await asyncio.gather(feeder, study, return_exceptions=True)
+
+    async def _wait_for_data(self, n_train: int) -> None:
+        """Until ``n_train`` training samples are stored, or the feeder is done. Once the last
+        chunks are in flight, until they are in: a training now would be superseded."""
+        while not self._feeder_done.is_set():
+            if not self._all_submitted.is_set() and len(self.rows("train")) >= n_train:
+                return
+            self._arrived.clear()
+            await self._arrived.wait()
 
     async def _refresh_policy(self, r: int, checkpoint: str) -> None:
         """AL task on the study set with the newest model; later chunks draw from it."""
@@ -145,8 +161,10 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                     self._all_submitted.set()
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 stored += sum(t.result().stored for t in done)
+                self._arrived.set()
             self._all_submitted.set()
             if pending:
                 await asyncio.gather(*pending)
         finally:
             self._feeder_done.set()
+            self._arrived.set()
