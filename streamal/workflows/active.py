@@ -46,9 +46,11 @@ class ActiveLearningWorkflow(Workflow):
     def phases(self):  # noqa: ANN201 - list[PhaseConfig]
         return self.ctx.config.workflow.phases
 
-    def phase0_jobs(self, *, study: bool) -> list:
+    def phase0_jobs(
+        self, *, study: bool, splits: tuple[str, ...] = ("train", "val", "test")
+    ) -> list:
         """Coroutines simulating the phase-0 training, validation, test (and study) sets."""
-        jobs = self.uniform_sets(self.phases[0].samples, self.options)
+        jobs = self.uniform_sets(self.phases[0].samples, self.options, splits)
         if study:
             jobs.append(self.study_job("S0"))
         return jobs
