@@ -116,6 +116,14 @@ def test_weights_mix_variance_and_entropy():
         mixture_weights(np.array([np.nan, 1.0]), None, 0.0)
 
 
+def test_weight_power_sharpens_each_part_and_survives_large_powers():
+    w = mixture_weights(np.array([1.0, 3.0]), np.array([1.0, 2.0]), 0.5, power=2.0)
+    np.testing.assert_allclose(w, [0.5 * 1 / 10 + 0.5 * 1 / 5, 0.5 * 9 / 10 + 0.5 * 4 / 5])
+    w = mixture_weights(np.array([1e-30, 2e-30]), np.array([700.0, 710.0]), 0.5, power=400.0)
+    assert np.isfinite(w).all() and np.isclose(w.sum(), 1.0) and w[1] > 0.99
+    np.testing.assert_allclose(mixture_weights(np.zeros(4), None, 0.0), 0.25)
+
+
 def test_sample_before_fit_is_an_error():
     with pytest.raises(ParameterError, match="call fit"):
         UncertaintyMixturePolicy(SPACE).sample(3, np.random.default_rng(0))

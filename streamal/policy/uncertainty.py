@@ -11,8 +11,12 @@ box, and the point is drawn from that Gaussian truncated to the box (``scipy.sta
 dimension by dimension). The class is a discrete dimension of the same space, so classes the
 model is unsure about receive more samples.
 
-Weights: wₙ = (1 − m)·σ̂²ₙ/Σσ̂² + m·Hₙ/ΣH, with σ̂² the regression head's variance, H the
-classifier's entropy and m = ``entropy_weight`` (ALBAND used m = ½; Eqn (4) is m = 0).
+Weights: wₙ = (1 − m)·(σ̂²ₙ)^γ/Σ(σ̂²)^γ + m·Hₙ^γ/ΣH^γ, with σ̂² the regression head's
+variance, H the classifier's entropy, m = ``entropy_weight`` (ALBAND used m = ½; Eqn (4) is
+m = 0) and γ = ``weight_power`` (1: the paper's weights). Early in a campaign the classifier's
+entropy is high almost everywhere (the normalised entropy of a 3-class model varies by about
+2× over the space), so the weights barely move samples towards the decision boundaries;
+γ > 1 sharpens them towards the most uncertain study points.
 """
 
 from __future__ import annotations
@@ -33,21 +37,38 @@ class UncertaintyMixtureOptions(BaseModel):
     entropy_weight: float = Field(0.5, ge=0, le=1, description="m in the weight mix")
     tau_factor: float = Field(1.0, gt=0, description="τ = study-set spacing × tau_factor")
     study_size: int = Field(100, gt=0, description="study points per class")
+    weight_power: float = Field(
+        1.0, gt=0, description="γ: weights ∝ uncertainty^γ (1: the paper's Eqn 4)"
+    )
+
+
+def _normalised(u: np.ndarray, power: float) -> np.ndarray:
+    """u^γ / Σu^γ, computed relative to max(u) so large γ cannot overflow; uniform if all 0."""
+    top = u.max() if len(u) else 0.0
+    if top <= 0:
+        return np.full(len(u), 1 / max(len(u), 1))
+    v = (u / top) ** power
+    return v / v.sum()
 
 
 def mixture_weights(
-    variance: np.ndarray, entropy: np.ndarray | None, entropy_weight: float
+    variance: np.ndarray,
+    entropy: np.ndarray | None,
+    entropy_weight: float,
+    power: float = 1.0,
 ) -> np.ndarray:
-    """wₙ = (1 − m)·σ̂²/Σσ̂² + m·H/ΣH (each part normalised to sum 1)."""
+    """wₙ = (1 − m)·(σ̂²)^γ/Σ(σ̂²)^γ + m·H^γ/ΣH^γ (each part normalised to sum 1)."""
     variance = np.asarray(variance, dtype=np.float64)
     if np.any(~np.isfinite(variance)) or np.any(variance < 0):
         raise ParameterError("study-set variances must be finite and >= 0")
-    w = (1 - entropy_weight) * variance / max(variance.sum(), 1e-300)
+    if power <= 0:
+        raise ParameterError(f"weight power must be > 0 (got {power})")
+    w = (1 - entropy_weight) * _normalised(variance, power)
     if entropy_weight > 0:
         if entropy is None:
             raise ParameterError("entropy_weight > 0 needs the classifier entropy")
         h = np.clip(np.asarray(entropy, dtype=np.float64), 0, None)
-        w = w + entropy_weight * (h / h.sum() if h.sum() > 0 else np.full(len(h), 1 / len(h)))
+        w = w + entropy_weight * _normalised(h, power)
     return w
 
 

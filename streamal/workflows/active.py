@@ -87,8 +87,9 @@ class ActiveLearningWorkflow(Workflow):
             name=f"AL{k}",
             info={"samples": len(study)},
         )
+        options = self.policy.options
         weights = mixture_weights(
-            pred["variance"], pred.get("entropy"), self.policy.options.entropy_weight
+            pred["variance"], pred.get("entropy"), options.entropy_weight, options.weight_power
         )
         self.policy.fit(study.classes(), study.params(), weights)
 
