@@ -182,3 +182,20 @@ def die_once(marker: str) -> str:
         open(marker, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
     return "survived"
+
+
+def _exploding_policy_class():
+    from streamal.policy.uncertainty import UncertaintyMixturePolicy
+
+    class ExplodingPolicy(UncertaintyMixturePolicy):
+        """Fits like Eqn (4), then fails on every draw (a broken policy plugin)."""
+
+        name = "exploding"
+
+        def sample_total(self, n, rng):  # noqa: ANN001, ANN201
+            raise RuntimeError("policy draw exploded")
+
+    return ExplodingPolicy
+
+
+ExplodingPolicy = _exploding_policy_class()

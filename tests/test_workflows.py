@@ -98,6 +98,20 @@ def test_continuous_keeps_simulating_while_training(tmp_path):
     )
 
 
+def test_continuous_run_fails_when_its_feeder_fails(tmp_path):
+    cfg = _config("continuous", chunks_in_flight=1)  # most chunks are drawn after T0
+    cfg["simulator"] = {**cfg["simulator"], "chunk_size": 4, "options": {"delay": 0.1}}
+    cfg["workflow"]["phases"] = [
+        PHASES[0],
+        {"samples": 60, "epochs": 2},
+        {"samples": 60, "epochs": 2},
+    ]
+    cfg["policy"] = {"name": "tests.helpers:ExplodingPolicy", "options": {"study_size": 16}}
+    res = _run(tmp_path, cfg)
+    assert res.returncode != 0
+    assert "policy draw exploded" in res.stderr
+
+
 @pytest.mark.parametrize(
     ("n", "n_train", "rate", "cost", "epochs"),
     [(100, 200, 50.0, 0.001, 10), (1000, 0, 10.0, 0.01, 5)],

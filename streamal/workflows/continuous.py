@@ -99,7 +99,10 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         finally:
             feeder.cancel()
             study.cancel()
-            await asyncio.gather(feeder, study, return_exceptions=True)
+            outcomes = await asyncio.gather(feeder, study, return_exceptions=True)
+        for outcome in outcomes:  # a feeder that failed must not end the run as if it finished
+            if isinstance(outcome, Exception):
+                raise outcome
 
     async def _wait_for_data(self, n_train: int) -> None:
         """Until ``n_train`` training samples are stored, or the feeder is done. Once the last
