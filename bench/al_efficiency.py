@@ -56,7 +56,7 @@ def sizes_for(quick: bool) -> dict:
     """Phase-0 samples per class, AL batch, phases, epochs, validation and test per class."""
     if quick:
         return {"n0": 120, "batch": 240, "epochs": [48, 36, 30, 24], "val": 60, "test": 500}
-    return {"n0": 400, "batch": 800, "epochs": [96, 72, 60, 48], "val": 200, "test": 1000}
+    return {"n0": 400, "batch": 800, "epochs": [48, 36, 30, 24], "val": 200, "test": 1000}
 
 
 def al_config(sizes: dict, seed: int, policy: dict | None = ARMS["al"]) -> dict:
@@ -135,20 +135,23 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--multiples", default=None, help="baseline sizes / AL size (1,2,4 quick)")
+    p.add_argument("--multiples", default="1,2,4", help="baseline sizes / AL size")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"AL arms to run, of {list(ARMS)}")
     p.add_argument("--json", action="store_true")
     p.add_argument("--keep", help="keep run directories under this folder")
     args = p.parse_args()
     sizes = sizes_for(args.quick)
-    multiples = [
-        float(x) for x in (args.multiples or ("1,2,4" if args.quick else "1,2,4,6")).split(",")
-    ]
+    multiples = [float(x) for x in args.multiples.split(",")]
+    names = args.arms.split(",")
+    if "al" not in names or not set(names) <= set(ARMS):
+        p.error(f"--arms: a comma-separated subset of {list(ARMS)} that includes al")
+    run_arms = {a: ARMS[a] for a in names}
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-al-"))
-    arms: dict[str, dict[str, list[float]]] = {a: {m: [] for m in METRICS} for a in ARMS}
+    arms: dict[str, dict[str, list[float]]] = {a: {m: [] for m in METRICS} for a in run_arms}
     base: dict[int, dict[str, list[float]]] = {}
     n_al = []
     for seed in range(args.seeds):
-        for arm, policy in ARMS.items():
+        for arm, policy in run_arms.items():
             run = _runs.run_config(al_config(sizes, seed, policy), root / f"{arm}-{seed}")
             final = _runs.final_metrics(run)
             for m in METRICS:
@@ -173,7 +176,7 @@ def main() -> None:
             "baseline": [round(v, 5) for v in curve],
             "baseline_per_seed": {s: [round(v, 5) for v in base[s][m]] for s in base_sizes},
         }
-        for arm in ARMS:
+        for arm in run_arms:
             value = statistics.median(arms[arm][m])
             match = samples_to_match(base_sizes, curve, value, better)
             below = match is not None and match == base_sizes[0]  # smallest baseline reaches it
@@ -190,7 +193,7 @@ def main() -> None:
     result = {
         "seeds": args.seeds,
         "quick": args.quick,
-        "arms": ARMS,
+        "arms": run_arms,
         "al_samples": n,
         "al_accuracy": acc["median"],
         "baseline_sizes": base_sizes,
@@ -200,12 +203,13 @@ def main() -> None:
         "baseline_samples_to_match": acc["baseline_samples_to_match"],
         "ratio": acc["ratio"],
         "ratio_at_least": acc["ratio_at_least"],
-        "ratios": {m: {a: _ratio_text(per_metric[m][a]) for a in ARMS} for m in METRICS},
+        "ratios": {m: {a: _ratio_text(per_metric[m][a]) for a in run_arms} for m in METRICS},
         "metrics": per_metric,
         "run_dirs": str(root),
     }
-    _plot(result, base_sizes, n)
-    _common.emit("al_efficiency", result, args.json)
+    name = "al_efficiency" if args.quick else "al_efficiency-full"
+    _plot(result, base_sizes, n, name)
+    _common.emit(name, result, args.json)
 
 
 def _ratio_text(entry: dict) -> str:
@@ -216,7 +220,7 @@ def _ratio_text(entry: dict) -> str:
     return f"<= {entry['ratio_at_most']}"
 
 
-def _plot(result: dict, base_sizes: list[int], n: int) -> None:
+def _plot(result: dict, base_sizes: list[int], n: int, name: str) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, (m, entry) in zip(axes, result["metrics"].items(), strict=True):
         per = [entry["baseline_per_seed"][s] for s in base_sizes]
@@ -233,8 +237,12 @@ def _plot(result: dict, base_sizes: list[int], n: int) -> None:
         band = entry["al"]["per_seed"]
         ax.axhspan(min(band), max(band), color="tab:red", alpha=0.2)
         ax.plot([n], [entry["al"]["median"]], "r*", markersize=14, label="serial AL (γ = 4)")
-        ax.plot([n], [entry["al_paper_weights"]["median"]], "m^", label="serial AL (γ = 1)")
-        ax.plot([n], [entry["uniform_phased"]["median"]], "bs", label="serial, uniform policy")
+        for arm, style, label in (
+            ("al_paper_weights", "m^", "serial AL (γ = 1)"),
+            ("uniform_phased", "bs", "serial, uniform policy"),
+        ):
+            if arm in entry:
+                ax.plot([n], [entry[arm]["median"]], style, label=label)
         ax.set_xscale("log")
         ax.set_xlabel("training samples")
         ratio = _ratio_text(entry["al"])
@@ -243,7 +251,7 @@ def _plot(result: dict, base_sizes: list[int], n: int) -> None:
     fig.suptitle(f"AL data efficiency, {result['seeds']} seeds (band: AL seed range)")
     fig.tight_layout()
     _common.RESULTS.mkdir(parents=True, exist_ok=True)
-    fig.savefig(_common.RESULTS / "al_efficiency.png", dpi=120)
+    fig.savefig(_common.RESULTS / f"{name}.png", dpi=120)
 
 
 if __name__ == "__main__":
