@@ -46,11 +46,9 @@ class ActiveLearningWorkflow(Workflow):
     def phases(self):  # noqa: ANN201 - list[PhaseConfig]
         return self.ctx.config.workflow.phases
 
-    def phase0_jobs(
-        self, *, study: bool, splits: tuple[str, ...] = ("train", "val", "test")
-    ) -> list:
+    def phase0_jobs(self, *, study: bool) -> list:
         """Coroutines simulating the phase-0 training, validation, test (and study) sets."""
-        jobs = self.uniform_sets(self.phases[0].samples, self.options, splits)
+        jobs = self.uniform_sets(self.phases[0].samples, self.options)
         if study:
             jobs.append(self.study_job("S0"))
         return jobs

@@ -105,13 +105,7 @@ class Workflow(ABC):
             mpi_ranks=cfg.mpi_ranks,
         )
 
-    def uniform_sets(
-        self,
-        n_per_class: int,
-        options: SplitOptions,
-        splits: tuple[str, ...] = ("train", "val", "test"),
-        task_phase: str = "S0",
-    ) -> list:
+    def uniform_sets(self, n_per_class: int, options: SplitOptions) -> list:
         """Coroutines simulating phase 0's uniform train, validation and test sets (``S0``)."""
         from streamal.policy.uniform import UniformPolicy
 
@@ -122,8 +116,7 @@ class Workflow(ABC):
         }
         uniform = UniformPolicy(self.ctx.space)
         jobs = []
-        for split in splits:
-            size = sizes[split]
+        for split, size in sizes.items():
             classes, params = uniform.sample(size, self.rng(0, SPLIT_CODES[split]))
             jobs.append(
                 self.simulate(
@@ -133,7 +126,7 @@ class Workflow(ABC):
                     phase=0,
                     split=split,
                     origin=uniform.name,
-                    task_phase=task_phase,
+                    task_phase="S0",
                 )
             )
         return jobs
@@ -149,10 +142,8 @@ class Workflow(ABC):
         max_phase: int | None,
         warm_start: str | None = None,
         info: dict[str, Any] | None = None,
-        test: bool = True,
     ) -> dict[str, Any]:
-        """Train on every training sample up to ``max_phase``; record the phase's metrics
-        (on the test set too unless ``test`` is false).
+        """Train on every training sample up to ``max_phase``; record the phase's metrics.
 
         A phase whose metrics are already recorded (a resumed run) is not trained again.
         """
@@ -166,7 +157,7 @@ class Workflow(ABC):
             store=str(self.ctx.store.path),
             train_rows=train_rows,
             val_rows=self.rows("val"),
-            test_rows=self.rows("test") if test else [],
+            test_rows=self.rows("test"),
             model=cfg.model.name,
             model_options=cfg.model.options,
             space=self.ctx.space.to_dict(),

@@ -1,9 +1,8 @@
 """Continuous workflow (paper Fig. 2, which the paper did not build): nothing waits.
 
-* Only what T0 needs is simulated before it (S0: phase 0's uniform training and validation
-  sets); the test set and the study set are simulated while T0 trains (S'0), since only the
-  trainings after T0 evaluate on the test set and only the first policy refresh, after T0,
-  needs the study set. T0 therefore reports validation metrics only.
+* Phase 0's uniform training, validation and test sets are simulated first (S0); the study
+  set is simulated while T0 trains (S'0, as in the streaming workflow), since only the first
+  policy refresh, after T0, needs it.
 * The simulator pool never idles: as soon as the study set is in, a feeder keeps every
   simulator worker busy with chunks drawn from the latest policy (uniform until the first
   model exists).
@@ -52,15 +51,8 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
     Options = ContinuousOptions
 
     async def run(self) -> None:
-        await self.gather(self.phase0_jobs(study=False, splits=("train", "val")))
-        study = asyncio.ensure_future(
-            self.gather(
-                [
-                    *self.uniform_sets(self.phases[0].samples, self.options, ("test",), "S'0"),
-                    self.study_job("S'0"),
-                ]
-            )
-        )
+        await self.gather(self.phase0_jobs(study=False))
+        study = asyncio.ensure_future(self.study_job("S'0"))
         n0 = len(self.rows("train", 0))
         sizes = np.cumsum([n0] + [p.samples for p in self.phases[1:]])
         schedule = [p.epochs for p in self.phases]
@@ -75,7 +67,7 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         self._arrived = asyncio.Event()
         feeder = asyncio.ensure_future(self._feed(budget, after=study))
         try:
-            result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0, test=False)
+            result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
             await study
             r, trained_on = 0, result["n_train"]
             while True:
@@ -136,8 +128,7 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
     async def _feed(self, budget: int, after: asyncio.Future) -> None:
         """Keep the sim pool full until ``budget`` AL samples are stored or time runs out.
 
-        Starts once ``after`` (the test and study sets) is stored, so they never queue behind
-        the fed chunks.
+        Starts once ``after`` (the study set) is stored, so its chunks never queue behind ours.
         """
         chunk = self.ctx.config.simulator.chunk_size
         workers = len(self.ctx.plan.sim_cores)
