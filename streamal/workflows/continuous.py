@@ -74,9 +74,14 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                 r += 1
                 if self.ctx.metrics.get(f"T{r}") is None:  # (a resumed run has it already)
                     await self._wait_for_data(trained_on + min_new)
-                finished = self._feeder_done.is_set()
+                    if self._everything_trained(trained_on):
+                        break
                 await self._refresh_policy(r, result["best_checkpoint"])
+                # read together, with no await between: no sample can land in between
+                finished = self._feeder_done.is_set()
                 n_train = len(self.rows("train"))
+                if finished and n_train <= trained_on:
+                    break  # the feeder finished during the refresh; nothing new to train on
                 epochs = scheduled_epochs(n_train, sizes, schedule, self.options.min_epochs)
                 result = await self.train(
                     f"T{r}",
@@ -95,6 +100,10 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         for outcome in outcomes:  # a feeder that failed must not end the run as if it finished
             if isinstance(outcome, Exception):
                 raise outcome
+
+    def _everything_trained(self, trained_on: int) -> bool:
+        """The feeder is done and the last training already saw every stored sample."""
+        return self._feeder_done.is_set() and len(self.rows("train")) <= trained_on
 
     async def _wait_for_data(self, n_train: int) -> None:
         """Until ``n_train`` training samples are stored, or the feeder is done. Once the last

@@ -27,6 +27,9 @@ def _start(tmp_path, config, *args):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # a suite started in the background (`cmd &`) inherits SIGINT ignored; the driver
+        # must see it as a user's Ctrl-C does
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
