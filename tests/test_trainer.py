@@ -9,7 +9,7 @@ from streamal.space import ClassSpace, ParameterSpace
 from streamal.store import SampleStore
 from streamal.train.checkpoint import load_checkpoint
 from streamal.train.ddp import TrainingError, train
-from streamal.train.spec import RankSpec, TrainSpec, epochs_for_phase, scheduled_epochs
+from streamal.train.spec import RankSpec, TrainSpec, scheduled_epochs
 
 SPACE = ParameterSpace(
     ("x",), (ClassSpace("low", {"x": (0.0, 1.0)}), ClassSpace("high", {"x": (0.0, 1.0)}))
@@ -125,11 +125,6 @@ def test_a_failing_rank_is_reported_with_its_error(tmp_path):
     bad = TrainSpec(**{**spec.__dict__, "model": "tests.helpers:NoSuchModel"})
     with pytest.raises(TrainingError, match="NoSuchModel"):
         train(bad)
-
-
-def test_epochs_scale_with_inverse_sqrt_of_samples():
-    assert epochs_for_phase(4500, base_epochs=400, base_samples=4500) == 400
-    assert epochs_for_phase(18000, base_epochs=400, base_samples=4500) == 200
 
 
 def test_scheduled_epochs_interpolate_the_phase_schedule():

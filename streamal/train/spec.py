@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,13 +85,6 @@ class TrainSpec:
         path = Path(path)
         path.write_text(self.to_json())
         return path
-
-
-def epochs_for_phase(n_total: int, *, base_epochs: int, base_samples: int, minimum: int = 1) -> int:
-    """Epochs ∝ 1/√N: ``base_epochs`` at ``base_samples`` training samples."""
-    if n_total <= 0:
-        return base_epochs
-    return max(minimum, round(base_epochs * math.sqrt(base_samples / n_total)))
 
 
 def scheduled_epochs(

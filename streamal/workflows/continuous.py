@@ -77,11 +77,11 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                     if self._everything_trained(trained_on):
                         break
                 await self._refresh_policy(r, result["best_checkpoint"])
+                if self._everything_trained(trained_on):
+                    break  # the feeder finished during the refresh; nothing new to train on
                 # read together, with no await between: no sample can land in between
                 finished = self._feeder_done.is_set()
                 n_train = len(self.rows("train"))
-                if finished and n_train <= trained_on:
-                    break  # the feeder finished during the refresh; nothing new to train on
                 epochs = scheduled_epochs(n_train, sizes, schedule, self.options.min_epochs)
                 result = await self.train(
                     f"T{r}",
@@ -145,10 +145,9 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         pending: set[asyncio.Task] = set()
         try:
             await asyncio.shield(after)
-            stored = sum(b.count for b in self.ctx.store.batches() if b.key.startswith("cont/"))
-            i = len(
-                {b.key.split("/")[1] for b in self.ctx.store.batches() if b.key.startswith("cont/")}
-            )
+            fed = [b for b in self.ctx.store.batches() if b.key.startswith("cont/")]
+            stored = sum(b.count for b in fed)
+            i = len({b.key.split("/")[1] for b in fed})
             while stored + chunk * len(pending) < budget:
                 if self._stop_at is not None and time.time() > self._stop_at:
                     break
