@@ -22,6 +22,17 @@ from streamal.errors import ConfigError, PluginError, StreamalError
 
 SITES = ("local", "polaris", "perlmutter")
 
+#: Upper bound of every sample count in a config (a phase's ``samples``, a chunk, a policy's
+#: ``study_size``). The paper's largest campaign (E2) simulates 2.6e5 samples per phase; 1e8
+#: is 400x that. Beyond it the row lists handed to every training task (Python ints, ~36 bytes
+#: each: 3.6 GB at 1e8) and the arrays sized from the count stop fitting in any node's memory,
+#: so a larger value is a typo (an extra zero, a byte count), refused before any work starts.
+MAX_SAMPLES = 10**8
+
+#: Seeds must fit 32 bits: numpy's generators, ``torch.manual_seed`` and the samplers that add
+#: small offsets to the seed all accept it, and a negative seed is refused by numpy.
+SEED_LIMIT = 2**32
+
 
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors, values are immutable."""
@@ -82,7 +93,7 @@ class PluginConfig(Strict):
 
 
 class SimulatorConfig(PluginConfig):
-    chunk_size: int = Field(64, gt=0, description="samples per simulation task")
+    chunk_size: int = Field(64, gt=0, le=MAX_SAMPLES, description="samples per simulation task")
     mpi_ranks: int | None = Field(
         None,
         gt=0,
@@ -94,7 +105,9 @@ class SimulatorConfig(PluginConfig):
 class PhaseConfig(Strict):
     """One phase of a workflow."""
 
-    samples: int = Field(gt=0, description="samples simulated for training in this phase")
+    samples: int = Field(
+        gt=0, le=MAX_SAMPLES, description="samples simulated for training in this phase"
+    )
     epochs: int = Field(gt=0)
 
 
@@ -118,7 +131,7 @@ class RunConfig(Strict):
     """A whole campaign."""
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")
     site: SiteConfig = SiteConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     simulator: SimulatorConfig | None = None
@@ -242,11 +255,73 @@ def _check_plugin_options(cfg: RunConfig) -> list[str]:
                 problems.append(f"simulator.options: {exc}")
             except (StreamalError, ValueError) as exc:
                 problems.append(f"simulator.options: {exc}")
+            except Exception as exc:  # a plugin's own bug: name it, no traceback
+                problems.append(
+                    f"simulator.options: building simulator {pc.name!r} raised "
+                    f"{type(exc).__name__}: {_one_line(exc)}"
+                )
     return problems
 
 
-def parse_config(data: Any, *, source: str = "<config>", check_plugins: bool = True) -> RunConfig:
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or "(no message)"
+
+
+def check_site(site: SiteConfig) -> list[str]:
+    """Problems that :func:`~streamal.node.plan_for` would raise when the run starts.
+
+    ``local`` is checked against this node's usable cores and GPUs, the batch sites against
+    their profiles, so ``validate`` refuses what ``run`` would refuse after preparing the run.
+
+    Returns:
+        One ``site.<key>: ...`` line per problem (at most one).
+    """
+    from streamal.node import NodePlan, site_topology
+
+    try:
+        topology = site_topology(site.name)
+    except ConfigError as exc:
+        return [str(exc)]
+    n_cores = len(topology.cores)
+    if site.trainer_ranks is not None and not topology.gpus:
+        # Without GPUs every rank pins at least cores_per_rank (default: 1 on a tight node)
+        # cores and one core must stay with the simulator pool; name the rank count, which
+        # is what is too large (NodePlan would blame the cores of the first rank that misses).
+        per = site.cores_per_rank or 1
+        most = (n_cores - 1) // per
+        if most >= 1 and site.trainer_ranks > most:
+            return [
+                f"site.trainer_ranks: {site.trainer_ranks} ranks x {per} core(s) do not fit "
+                f"the {n_cores} usable cores of site {site.name!r} and leave one for the "
+                f"simulator pool; allowed: 1..{most}"
+            ]
+    try:
+        NodePlan.build(
+            topology,
+            site=site.name,
+            trainer_ranks=site.trainer_ranks,
+            cores_per_rank=site.cores_per_rank,
+            sim_workers=site.sim_workers,
+        )
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def parse_config(
+    data: Any,
+    *,
+    source: str = "<config>",
+    check_plugins: bool = True,
+    check_node: bool = True,
+) -> RunConfig:
     """Validate a mapping into a :class:`RunConfig`.
+
+    Args:
+        data: The parsed YAML.
+        source: Name of the input, first on the error message.
+        check_plugins: Load each named plugin and validate its ``options``.
+        check_node: Check ``site`` against the node it describes (see :func:`check_site`).
 
     Raises:
         ConfigError: One line per problem, each naming its key path.
@@ -263,24 +338,36 @@ def parse_config(data: Any, *, source: str = "<config>", check_plugins: bool = T
             + "\n  ".join(format_validation_error(err, RunConfig))
         ) from None
     problems = _check_plugin_options(cfg) if check_plugins else []
+    if check_node:
+        problems += check_site(cfg.site)
     if problems:
         raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems))
     return cfg
 
 
-def load_config(path: str | Path, *, check_plugins: bool = True) -> RunConfig:
-    """Read a YAML file (safe loader) and validate it.
+def load_config(
+    path: str | Path, *, check_plugins: bool = True, check_node: bool = True
+) -> RunConfig:
+    """Read a UTF-8 YAML file (safe loader) and validate it (see :func:`parse_config`).
 
     Raises:
-        ConfigError: The file is missing, is not valid YAML, or fails validation.
+        ConfigError: The file is missing, is not UTF-8 or not valid YAML, or fails validation.
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is "
+            f"0x{raw[exc.start]:02x}; save the config as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(data, source=str(path), check_plugins=check_plugins)
+    return parse_config(data, source=str(path), check_plugins=check_plugins, check_node=check_node)

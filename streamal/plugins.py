@@ -15,10 +15,22 @@ GROUPS: dict[str, str] = {
     "workflows": "streamal.workflows",
 }
 
+#: One plugin of each kind, for messages ("unknown policy 'x'").
+SINGULAR: dict[str, str] = {
+    "simulators": "simulator",
+    "models": "model",
+    "policies": "policy",
+    "workflows": "workflow",
+}
 
-def _entry_points(kind: str) -> dict[str, EntryPoint]:
+
+def _check_kind(kind: str) -> None:
     if kind not in GROUPS:
         raise PluginError(f"unknown plugin kind {kind!r}; allowed: {sorted(GROUPS)}")
+
+
+def _entry_points(kind: str) -> dict[str, EntryPoint]:
+    _check_kind(kind)
     return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}
 
 
@@ -33,21 +45,46 @@ def load(kind: str, name: str) -> Any:
     ``name`` may also be an import path ``"package.module:Attribute"``.
 
     Raises:
-        PluginError: ``name`` is not installed; the message lists the installed ones.
+        PluginError: ``name`` is not installed (the message lists the installed ones), or
+            importing it failed (the message names the plugin and the exception).
     """
+    _check_kind(kind)
+    one = SINGULAR[kind]
     if ":" in name:  # "package.module:Attribute", for plugins that are not installed
         module, _, attr = name.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError) as exc:  # ValueError: ':x'
-            raise PluginError(f"cannot load {kind[:-1]} {name!r}: {exc}") from None
+            imported = importlib.import_module(module)
+        except (ImportError, ValueError) as exc:  # ValueError: ':x'
+            raise PluginError(f"cannot load {one} {name!r}: {_one_line(exc)}") from None
+        except Exception as exc:  # the module itself raised while being imported
+            raise PluginError(
+                f"cannot load {one} {name!r}: importing {module!r} raised "
+                f"{type(exc).__name__}: {_one_line(exc)}"
+            ) from None
+        try:
+            return getattr(imported, attr)
+        except AttributeError:
+            raise PluginError(
+                f"cannot load {one} {name!r}: module {module!r} has no attribute {attr!r}"
+            ) from None
     eps = _entry_points(kind)
     if name not in eps:
         raise PluginError(
-            f"unknown {kind[:-1]} {name!r}; installed: {sorted(eps) or 'none'} "
+            f"unknown {one} {name!r}; installed: {sorted(eps) or 'none'} "
             f"(entry-point group {GROUPS[kind]!r})"
         )
-    return eps[name].load()
+    try:
+        return eps[name].load()
+    except Exception as exc:  # a broken installed plugin: name it and what it raised
+        raise PluginError(
+            f"cannot load {one} {name!r} (entry point {eps[name].value!r} in group "
+            f"{GROUPS[kind]!r}): {type(exc).__name__}: {_one_line(exc)}"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a SyntaxError's may span several)."""
+    return " ".join(str(exc).split()) or "(no message)"
 
 
 def describe() -> dict[str, list[dict[str, str]]]:

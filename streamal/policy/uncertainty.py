@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import ndtr
 from scipy.stats import truncnorm
 
+from streamal.config import MAX_SAMPLES
 from streamal.errors import ParameterError
 from streamal.policy.base import Policy
 from streamal.policy.uniform import SweepPolicy, _separated
@@ -36,7 +37,9 @@ class UncertaintyMixtureOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entropy_weight: float = Field(0.5, ge=0, le=1, description="m in the weight mix")
     tau_factor: float = Field(1.0, gt=0, description="τ = study-set spacing × tau_factor")
-    study_size: int = Field(100, gt=0, description="study points per class")
+    study_size: int = Field(
+        100, gt=0, le=MAX_SAMPLES, description="study points per class (at most 1e8)"
+    )
     weight_power: float = Field(
         1.0, gt=0, description="γ: weights ∝ uncertainty^γ (1: the paper's Eqn 4)"
     )

@@ -2,52 +2,130 @@
 
 Each rank is a fresh ``python -m streamal.train.rank`` process, pinned to its NodePlan cores
 before ``exec`` and with the OpenMP affinity variables HTEX exported removed (they would put
-every torch thread on one core). Each rank sees only its own GPU. Ranks rendezvous over TCP on
-loopback (``MASTER_ADDR=127.0.0.1``); gloo on CPU, NCCL when every rank has a GPU.
+every torch thread on one core). Each rank sees only its own GPU; gloo on CPU, NCCL when every
+rank has a GPU.
+
+Sockets: the ranks meet through a TCP store whose listening socket this launcher binds to
+``TrainSpec.master_addr`` (loopback by default) and hands to rank 0; gloo's and NCCL's own
+sockets are held to the interface that owns that address. Nothing listens on all interfaces
+(torch's ``env://`` rendezvous would: its store server binds ``::``/``0.0.0.0`` whatever
+``MASTER_ADDR`` says).
+
+Lifetime: a rank dies with its launcher (``PR_SET_PDEATHSIG`` on Linux, and a watchdog in the
+rank everywhere), so a launcher killed with SIGKILL leaves no rank training behind it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import ctypes
+import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from streamal import durable
 from streamal.errors import StreamalError
 from streamal.train.spec import RankSpec, TrainSpec
 
 AFFINITY_VARIABLES = ("GOMP_CPU_AFFINITY", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES")
+STORE_FD_VARIABLE = "STREAMAL_STORE_FD"  # rank 0: the store's listening socket, inherited
+LAUNCHER_PID_VARIABLE = "STREAMAL_LAUNCHER_PID"  # every rank exits once this is not its parent
+ORPHANED_STATUS = 75  # a rank's exit status when it found its launcher gone
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TrainingError(StreamalError):
     """A DDP rank failed; the message carries the end of its stderr."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def listen_socket(addr: str, port: int = 0) -> socket.socket:
+    """A TCP socket listening on ``addr:port`` only (``port`` 0: a free one), for the store.
+
+    Raises:
+        TrainingError: ``addr`` does not resolve, or this node cannot bind it.
+    """
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[
+            0
+        ]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise TrainingError(f"master_addr {addr!r}: cannot resolve it ({exc})") from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise TrainingError(
+            f"master_addr {addr!r}: cannot listen on port {port} of it ({exc}); "
+            "give an address of this node (127.0.0.1 when every rank runs here)"
+        ) from exc
+    return sock
 
 
-def rank_environment(rank: RankSpec, world: int, port: int, base: dict[str, str]) -> dict[str, str]:
+def interface_of(addr: str) -> str:
+    """The name of this node's network interface that holds ``addr`` (``lo`` for 127.0.0.1).
+
+    Raises:
+        TrainingError: No interface of this node has that address.
+    """
+    import psutil
+
+    try:
+        wanted = {
+            ipaddress.ip_address(str(info[4][0]).split("%")[0])
+            for info in socket.getaddrinfo(addr, None, type=socket.SOCK_STREAM)
+        }
+    except OSError as exc:
+        raise TrainingError(f"master_addr {addr!r}: cannot resolve it ({exc})") from exc
+    for name, addresses in psutil.net_if_addrs().items():
+        for a in addresses:
+            if a.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            with contextlib.suppress(ValueError):
+                if ipaddress.ip_address(a.address.split("%")[0]) in wanted:
+                    return name
+    raise TrainingError(
+        f"master_addr {addr!r} is not an address of this node ({socket.gethostname()}); "
+        "give one of its interfaces' addresses (127.0.0.1 when every rank runs here)"
+    )
+
+
+def rank_environment(
+    rank: RankSpec,
+    world: int,
+    port: int,
+    base: dict[str, str],
+    *,
+    master_addr: str = "127.0.0.1",
+    interface: str = "lo",
+) -> dict[str, str]:
     """The environment of one rank process."""
     env = {k: v for k, v in base.items() if k not in AFFINITY_VARIABLES}
+    env.pop(STORE_FD_VARIABLE, None)
     env.update(
         {
             "RANK": str(rank.rank),
             "LOCAL_RANK": str(rank.rank),
             "WORLD_SIZE": str(world),
-            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_ADDR": master_addr,
             "MASTER_PORT": str(port),
+            # gloo's and NCCL's sockets: on the interface of master_addr only ("=": exact name)
+            "GLOO_SOCKET_IFNAME": interface,
+            "NCCL_SOCKET_IFNAME": f"={interface}",
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
             "CUDA_VISIBLE_DEVICES": "" if rank.gpu is None else str(rank.gpu),
             "LOCAL_RANK_DEVICE": "0",
             "PYTHONFAULTHANDLER": "1",  # a crashing rank logs its Python stack
+            LAUNCHER_PID_VARIABLE: str(os.getpid()),
         }
     )
     if rank.cores:
@@ -58,17 +136,65 @@ def rank_environment(rank: RankSpec, world: int, port: int, base: dict[str, str]
     return env
 
 
+def _libc_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux), looked up here: the forked child must not load libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _before_exec(cores: set[int], launcher: int) -> Callable[[], None]:
+    """What a rank runs between ``fork`` and ``exec``: pin it, and make it die with us.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends. That thread is the
+    one calling :func:`train`, which does not return while a rank lives (HTEX runs a task in
+    its worker process's main thread), so the signal means the launcher process died.
+    """
+    prctl = _libc_prctl()
+
+    def run() -> None:
+        if cores:
+            os.sched_setaffinity(0, cores)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != launcher:  # the launcher died before the line above took hold
+            os._exit(ORPHANED_STATUS)
+
+    return run
+
+
 def _start_rank(
-    spec: TrainSpec, r: RankSpec, spec_path: Path, port: int, base: dict[str, str], log: IO[str]
+    spec: TrainSpec,
+    r: RankSpec,
+    spec_path: Path,
+    store: socket.socket,
+    interface: str,
+    base: dict[str, str],
+    log: IO[str],
 ) -> subprocess.Popen:
-    """Start one rank process, pinned to its cores before it execs."""
-    cores = set(r.cores)
+    """Start one rank process, pinned to its cores before it execs; rank 0 gets the store."""
+    env = rank_environment(
+        r,
+        spec.world_size,
+        store.getsockname()[1],
+        base,
+        master_addr=spec.master_addr,
+        interface=interface,
+    )
+    pass_fds: tuple[int, ...] = ()
+    if r.rank == 0:
+        env[STORE_FD_VARIABLE] = str(store.fileno())
+        pass_fds = (store.fileno(),)
     return subprocess.Popen(
         [sys.executable, "-m", "streamal.train.rank", str(spec_path), str(r.rank)],
-        env=rank_environment(r, spec.world_size, port, base),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        pass_fds=pass_fds,
+        preexec_fn=_before_exec(set(r.cores), os.getpid()),
     )
 
 
@@ -89,43 +215,52 @@ def _wait(procs: list[tuple[RankSpec, subprocess.Popen, Path]], timeout: float |
         raise TrainingError(f"DDP rank {r.rank} {why}:\n{tail}")
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary files of writers killed mid-write (see :mod:`streamal.durable`)."""
+    for tmp in out.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
     """Run one DDP training to completion; return the best checkpoint, history and rank reports.
 
     Raises:
-        TrainingError: A rank exited non-zero (the others are stopped).
+        TrainingError: A rank exited non-zero (the others are stopped), or ``spec.master_addr``
+            is not an address of this node.
     """
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    interface = interface_of(spec.master_addr)
+    _remove_stale_temporaries(out)
     spec_path = spec.write(out / "spec.json")
-    port = _free_port()
     base = dict(os.environ)
     procs: list[tuple[RankSpec, subprocess.Popen, Path]] = []
     with contextlib.ExitStack() as logs:
         try:
-            for r in spec.ranks:
-                log = out / f"rank-{r.rank}.log"
-                procs.append(
-                    (
-                        r,
-                        _start_rank(
-                            spec, r, spec_path, port, base, logs.enter_context(open(log, "w"))
-                        ),
-                        log,
+            with listen_socket(spec.master_addr) as store:  # ours closes once rank 0 has it
+                for r in spec.ranks:
+                    log = out / f"rank-{r.rank}.log"
+                    handle = logs.enter_context(open(log, "w"))
+                    procs.append(
+                        (r, _start_rank(spec, r, spec_path, store, interface, base, handle), log)
                     )
-                )
             _wait(procs, timeout)
         finally:
             for _, p, _ in procs:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-    ranks = [json.loads((out / f"rank-{r.rank}.json").read_text()) for r in spec.ranks]
-    history_path = out / "history.json"
+    ranks = [
+        durable.read_json(out / f"rank-{r.rank}.json", default=None)
+        or {"rank": r.rank, "report_missing": f"rank-{r.rank}.json missing or unreadable"}
+        for r in spec.ranks
+    ]
+    history = durable.read_json(out / "history.json", default=[])
     return {
         "phase": spec.phase,
         "best_checkpoint": str(out / "best.pt"),
-        "history": json.loads(history_path.read_text()) if history_path.exists() else [],
+        "history": history if isinstance(history, list) else [],
         "ranks": ranks,
         "test": ranks[0].get("test"),
         "world_size": spec.world_size,

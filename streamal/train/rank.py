@@ -3,21 +3,73 @@
 The launcher (:mod:`streamal.train.ddp`) starts this process already pinned to its cores
 (``sched_setaffinity`` before ``exec``) with ``GOMP_CPU_AFFINITY``/``KMP_AFFINITY`` removed, so
 torch — imported only here, after the pinning — sizes its thread pool to the rank's cores.
+
+Rank 0 serves the rendezvous store on the listening socket the launcher bound to
+``MASTER_ADDR`` (never on all interfaces). Every rank exits when its launcher is gone. State
+files go through :mod:`streamal.durable`; a torn ``last.pt`` or ``history.json`` left by an
+older version or a hand edit is survived (see :func:`_resume`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamal import durable
 from streamal.train.checkpoint import load_checkpoint, save_checkpoint
+from streamal.train.ddp import (
+    LAUNCHER_PID_VARIABLE,
+    ORPHANED_STATUS,
+    STORE_FD_VARIABLE,
+    listen_socket,
+)
 from streamal.train.spec import TrainSpec
+
+LAUNCHER_CHECK_S = 1.0  # how often a rank checks that its launcher is alive
+
+
+def exit_with_launcher(launcher: int, period: float = LAUNCHER_CHECK_S) -> threading.Thread:
+    """Exit this process once ``launcher`` is no longer its parent (it died; we were
+    re-parented). The fallback for systems without ``PR_SET_PDEATHSIG``, which the launcher
+    sets on Linux; it also covers a rank still waiting in the rendezvous."""
+
+    def watch() -> None:
+        while os.getppid() == launcher:
+            time.sleep(period)
+        sys.stderr.write(f"launcher {launcher} is gone; this rank exits\n")
+        sys.stderr.flush()
+        os._exit(ORPHANED_STATUS)
+
+    thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _rendezvous_store(rank: int, world: int):  # noqa: ANN202
+    """The TCP store the ranks meet through, served by rank 0 on ``MASTER_ADDR`` only.
+
+    torch's ``env://`` rendezvous binds its store server to every interface (``::`` or
+    ``0.0.0.0``), whatever ``MASTER_ADDR`` says; a server given an already bound socket
+    (``master_listen_fd``) listens where that socket does. The launcher binds it and passes
+    it down (``STREAMAL_STORE_FD``); a rank 0 started some other way binds it here.
+    """
+    from torch.distributed import TCPStore
+    from torch.distributed.constants import default_pg_timeout
+
+    addr, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    if rank != 0:
+        return TCPStore(addr, port, world, is_master=False, timeout=default_pg_timeout)
+    fd = os.environ.pop(STORE_FD_VARIABLE, None)
+    listen_fd = int(fd) if fd is not None else listen_socket(addr, port).detach()
+    return TCPStore(
+        addr, port, world, is_master=True, timeout=default_pg_timeout, master_listen_fd=listen_fd
+    )
 
 
 def _read_rows(spec: TrainSpec, rows: list[int], plugin) -> tuple[np.ndarray, ...]:  # noqa: ANN001
@@ -84,14 +136,66 @@ def _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, his
             model_name=spec.model,
             model_options=spec.model_options,
         )
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    durable.write_json(out_dir / "history.json", history)
     save_checkpoint(
         out_dir / "last.pt",
         model=model.state_dict(),
         optimizer=optimizer.state_dict(),
         epoch=epoch,
         best_loss=best,
+        history=list(history),  # history.json can be rebuilt from here
     )
+
+
+def _readable_last(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``last.pt``'s state, or ``None`` and why it cannot be used."""
+    if not path.exists():
+        return None, None
+    try:
+        state = load_checkpoint(path)
+        int(state["epoch"]), float(state["best_loss"]), state["model"], state["optimizer"]
+    except (durable.TornFileError, KeyError, TypeError, ValueError) as exc:
+        return None, f"last.pt unreadable, trained from the start: {exc}"[:500]
+    return state, None
+
+
+def _history_before(entries: Any, epoch: int) -> list[dict[str, Any]]:
+    """One entry per epoch before ``epoch`` (the latest written wins), in epoch order."""
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for h in entries if isinstance(entries, list) else []:
+        if isinstance(h, dict) and isinstance(h.get("epoch"), int) and h["epoch"] < epoch:
+            by_epoch[h["epoch"]] = h
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _resume(out_dir: Path, world: int, report: dict[str, Any]):  # noqa: ANN202
+    """Where a retried task continues: ``(last.pt state or None, history so far)``.
+
+    A torn or unreadable ``last.pt`` means training from the start (noted in the report as
+    ``resume_skipped``); so do ranks that read different epochs from it (a shared file system
+    that has not caught up), since they must all start at the same epoch. The history is the
+    one saved in ``last.pt``; for an older ``last.pt`` without one, ``history.json`` cut to the
+    epochs before the resumed one, or empty (noted as ``history_lost``) if that is torn too.
+    """
+    import torch.distributed as dist
+
+    state, why = _readable_last(out_dir / "last.pt")
+    epochs: list[Any] = [None] * world
+    dist.all_gather_object(epochs, None if state is None else int(state["epoch"]))
+    if len(set(epochs)) > 1:
+        state = None
+        why = f"ranks read different epochs from last.pt ({epochs}); trained from the start"
+    if why:
+        report["resume_skipped"] = why
+    if state is None:
+        return None, []
+    start = int(state["epoch"]) + 1
+    saved = state.get("history")
+    if saved is None:
+        saved = durable.read_json(out_dir / "history.json", default=None)
+        if not isinstance(saved, list):
+            report["history_lost"] = f"history.json unreadable: epochs before {start} are not in it"
+    return state, _history_before(saved, start)
 
 
 def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
@@ -114,7 +218,9 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
         device = torch.device("cuda", torch.cuda.current_device())
     else:
         device = torch.device("cpu")
-    dist.init_process_group(backend, rank=rank, world_size=world)
+    dist.init_process_group(
+        backend, store=_rendezvous_store(rank, world), rank=rank, world_size=world
+    )
     out_dir = Path(spec.out_dir)
     report: dict[str, Any] = {
         "rank": rank,
@@ -133,9 +239,8 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     model = plugin.build().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate)
     start_epoch, best = 0, float("inf")
-    last = out_dir / "last.pt"
-    if last.exists():  # a retried task continues from its last completed epoch
-        state = load_checkpoint(last)
+    state, history = _resume(out_dir, world, report)
+    if state is not None:  # a retried task continues from its last completed epoch
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best_loss"])
@@ -143,6 +248,11 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     elif spec.warm_start:
         model.load_state_dict(load_checkpoint(spec.warm_start)["model"])
         report["warm_start"] = spec.warm_start
+    if rank == 0:  # history.json agrees with last.pt from here on; no best.pt from a lost run
+        durable.write_json(out_dir / "history.json", history)
+        if state is None:
+            (out_dir / "best.pt").unlink(missing_ok=True)
+    del state
     ddp = DistributedDataParallel(model, device_ids=[device.index] if me.gpu is not None else None)
 
     train = _read_rows(spec, spec.train_rows, plugin)
@@ -155,10 +265,6 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=sampler)
     report["train_samples_seen_per_epoch"] = len(sampler)
 
-    history_path = out_dir / "history.json"
-    history = []
-    if start_epoch and history_path.exists():  # keep exactly the epochs last.pt has seen
-        history = [h for h in json.loads(history_path.read_text()) if h["epoch"] < start_epoch]
     best_state: dict[str, Any] | None = None  # improved since best.pt was written
     last_saved, saved_epoch = time.time(), start_epoch - 1
     for epoch in range(start_epoch, spec.epochs):
@@ -230,11 +336,13 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    launcher = os.environ.get(LAUNCHER_PID_VARIABLE)
+    if launcher:
+        exit_with_launcher(int(launcher))
     spec = TrainSpec.from_json(Path(argv[0]).read_text())
     rank = int(argv[1])
     report = run_rank(spec, rank)
-    path = Path(spec.out_dir) / f"rank-{rank}.json"
-    path.write_text(json.dumps(report, indent=1))
+    durable.write_json(Path(spec.out_dir) / f"rank-{rank}.json", report)
     return 0
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from streamal import durable
+
 
 @dataclass(frozen=True)
 class RankSpec:
@@ -37,6 +39,10 @@ class TrainSpec:
         checkpoint_interval_s: Write ``last.pt``/``best.pt``/history at most this often
             (0: every epoch); always after the last epoch and when stopped early. A killed
             task loses at most this much training.
+        master_addr: The address the ranks meet on: loopback on one node; the high-speed
+            interface's address when the ranks span nodes. The rendezvous store listens on
+            this address only, gloo's and NCCL's sockets on the interface that holds it;
+            nothing listens on all interfaces.
     """
 
     store: str
@@ -59,6 +65,7 @@ class TrainSpec:
     cancel_path: str | None = None
     checkpoint_interval_s: float = 0.0
     phase: str = ""
+    master_addr: str = "127.0.0.1"
 
     @property
     def world_size(self) -> int:
@@ -82,9 +89,8 @@ class TrainSpec:
         return cls(**data)
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json())
-        return path
+        """Write the spec as JSON to ``path``, atomically."""
+        return durable.write_text(path, self.to_json())
 
 
 def scheduled_epochs(

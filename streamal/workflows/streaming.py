@@ -14,18 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from streamal.timeline import TaskRecord
 from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
 
 
+def _fraction_or_auto(value: float | str) -> float | str:
+    """0 < f <= 1: at f <= 0 no new sample precedes T_k (it retrains on old data); f = 1
+    simulates the whole batch first (no overlap, as the last phase does); above 1 is a typo."""
+    if value != "auto" and not 0 < value <= 1:
+        raise ValueError(f"must be > 0 and <= 1, or 'auto' (got {value!r})")
+    return value
+
+
 class StreamingOptions(ActiveOptions):
-    split_fraction: float | Literal["auto"] = Field(
-        0.5, description="part of each AL batch simulated before training, or 'auto'"
+    split_fraction: Annotated[float | Literal["auto"], AfterValidator(_fraction_or_auto)] = Field(
+        0.5, description="part of each AL batch simulated before training (0 < f <= 1), or 'auto'"
     )
     min_fraction: float = Field(0.1, gt=0, le=1, description="lower bound of the auto split")
 
