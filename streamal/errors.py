@@ -1,5 +1,11 @@
 """Errors that name the input that was wrong and what would be right."""
 
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
 
 class StreamalError(Exception):
     """Base class for every error streamal raises on purpose."""
@@ -23,3 +29,105 @@ class PluginError(StreamalError):
 
 class StoreError(StreamalError):
     """The sample store is unreadable or does not match the run."""
+
+
+class DiskFullError(StreamalError):
+    """A file could not be written: its file system is full, over quota or read-only.
+
+    The message is one line: what could not be written, where (file and mount point), and the
+    space free, needed and total. Build one with :meth:`at`, which measures the file system.
+
+    Attributes:
+        path: The file that could not be written (``None`` if unknown).
+        free: Bytes free on its file system when the error was raised (``None`` if unknown).
+        needed: Bytes the write needed, an estimate (``None`` if unknown).
+        total: Size of the file system in bytes (``None`` if unknown).
+        mount: Mount point of the file system (``None`` if unknown).
+        reason: ``"disk full"``, ``"disk quota exceeded"``, ``"read-only file system"``, ...
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        free: int | None = None,
+        needed: int | None = None,
+        total: int | None = None,
+        mount: str | os.PathLike[str] | None = None,
+        reason: str = "disk full",
+    ) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+        self.free = free
+        self.needed = needed
+        self.total = total
+        self.mount = None if mount is None else Path(mount)
+        self.reason = reason
+
+    @classmethod
+    def at(
+        cls,
+        path: str | os.PathLike[str],
+        what: str,
+        *,
+        needed: int | None = None,
+        reason: str = "disk full",
+    ) -> DiskFullError:
+        """The error for ``what`` (e.g. ``"batch 'p0/val' (32 samples)"``) not written to ``path``.
+
+        Measures the free space of ``path``'s file system. Example message::
+
+            disk full: cannot store batch 'p0/val' (32 samples) in /tmp/x/store.h5: needs
+            616 KiB, 180 KiB free of 2.0 MiB on /tmp/x
+        """
+        path = Path(path)
+        mount = _mount_point(path.parent)
+        try:
+            usage = shutil.disk_usage(_existing(path.parent))
+            free, total = int(usage.free), int(usage.total)
+            space = f"{_human(free)} free of {_human(total)} on {mount}"
+        except OSError:
+            free = total = None
+            space = f"free space unknown on {mount}"
+        if needed is not None:
+            space = f"needs {_human(needed)}, {space}"
+        return cls(
+            f"{reason}: cannot store {what} in {path}: {space}",
+            path=path,
+            free=free,
+            needed=needed,
+            total=total,
+            mount=mount,
+            reason=reason,
+        )
+
+
+def _human(n: int) -> str:
+    """``n`` bytes in binary units: ``512 B``, ``180 KiB``, ``2.0 MiB``, ``1.5 GiB``."""
+    size = float(n)
+    for unit in ("B", "KiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    for unit in ("MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the file system holding ``path``."""
+    p = _existing(path)
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
