@@ -1,7 +1,8 @@
 """Command line: ``python -m streamal {run,plan,validate,plugins,report}``.
 
-Exit status: 0 success, 1 the run failed, 2 bad input (config, plugin name, run directory),
-130 interrupted (the message says how to resume).
+Exit status: 0 success, 1 the run failed (a full disk included), 2 bad input (config, plugin
+name, run directory, a run directory in use), 130/143 stopped by SIGINT/SIGTERM (the message says
+how to resume).
 """
 
 from __future__ import annotations
@@ -10,22 +11,63 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streamal.errors import ConfigError, PluginError, StoreError, StreamalError
+from streamal.lock import RunDirBusy
+
+if TYPE_CHECKING:
+    from streamal.config import RunConfig
 
 EXIT_BAD_INPUT = 2
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """Check every config (not only up to the first bad one); exit 2 if any is bad.
+
+    Besides the keys, the node plan and the plugins, each config's footprint is checked
+    (:func:`streamal.footprint.check_footprint`): the memory a node needs, always; the store's
+    size against the free space at ``--run-dir``, only when it is given (a config is often
+    validated on another machine than the one that runs it).
+    """
     from streamal.config import load_config
 
+    bad = 0
     for path in args.config:
-        cfg = load_config(path)
+        try:
+            cfg = load_config(path)
+            store = _validate_footprint(cfg, args.run_dir)
+        except (ConfigError, PluginError) as exc:
+            message = str(exc)
+            if not message.startswith(f"{path}:"):
+                message = f"{path}: {message}"
+            print(f"error: {message}", file=sys.stderr)
+            bad += 1
+            continue
         print(
             f"{path}: ok ({cfg.workflow.name} workflow, site {cfg.site.name}, "
-            f"simulator {cfg.simulator.name if cfg.simulator else 'none'})"
+            f"simulator {cfg.simulator.name if cfg.simulator else 'none'}{store})"
         )
-    return 0
+    return EXIT_BAD_INPUT if bad else 0
+
+
+def _validate_footprint(cfg: RunConfig, run_dir: str | None) -> str:
+    """``check_footprint`` for ``validate``; returns ``", store ~1.2 GiB"`` for its ok line."""
+    if cfg.simulator is None:
+        return ""
+    from streamal import plugins
+    from streamal.footprint import check_footprint, human_bytes
+
+    try:
+        sim = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
+        shape, space = tuple(sim.output_shape), sim.space
+    except Exception as exc:  # already reported by load_config, unless it is flaky
+        raise ConfigError(
+            f"simulator.options: building simulator {cfg.simulator.name!r} raised "
+            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        ) from None
+    fp = check_footprint(cfg, shape, Path(run_dir) if run_dir else None, space=space)
+    return f", store ~{human_bytes(fp.store_bytes)}, memory ~{human_bytes(fp.memory_bytes)}"
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -95,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="check configs; exit 2 naming the bad key")
     val.add_argument("config", nargs="+")
+    val.add_argument(
+        "--run-dir", help="also check that the campaign's store fits on this folder's disk"
+    )
     val.set_defaults(func=_cmd_validate)
 
     plg = sub.add_parser("plugins", help="list installed entry-point plugins")
@@ -111,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, PluginError, StoreError) as exc:
+    except (ConfigError, PluginError, StoreError, RunDirBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StreamalError as exc:

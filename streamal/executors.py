@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streamal.node import NodePlan
+from streamal.tether import launch_command
 
 if TYPE_CHECKING:
     import parsl
@@ -128,6 +129,8 @@ def build_parsl_config(
     encrypted = site.encrypted if site.encrypted is not None else not local
     address = {"address": LOOPBACK, "loopback_address": LOOPBACK} if local else {}
     common = {
+        # the interchange ignores Ctrl-C and dies with the driver (see streamal.tether)
+        "interchange_launch_cmd": launch_command(["interchange.py"]),
         "encrypted": encrypted,
         "heartbeat_period": 5,
         "heartbeat_threshold": 30,

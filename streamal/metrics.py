@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
+from streamal import durable
+
 
 class MetricsLog:
-    """Per-phase metrics of a run; survives a crash (each write replaces the file whole)."""
+    """Per-phase metrics of a run; survives a crash (each write replaces the file whole).
+
+    An unreadable file (edited by hand, or torn on a file system without atomic rename) reads
+    as no completed phase: a resumed run then trains those phases again.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.phases: list[dict[str, Any]] = []
-        if self.path.exists():
-            self.phases = json.loads(self.path.read_text()).get("phases", [])
+        saved = durable.read_json(self.path, default=None)
+        if isinstance(saved, dict):
+            self.phases = list(saved.get("phases", []))
 
     def get(self, phase: str) -> dict[str, Any] | None:
         return next((p for p in self.phases if p["phase"] == phase), None)
@@ -23,6 +28,4 @@ class MetricsLog:
     def put(self, entry: dict[str, Any]) -> None:
         """Add or replace the entry of ``entry["phase"]`` and write the file."""
         self.phases = [p for p in self.phases if p["phase"] != entry["phase"]] + [entry]
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"phases": self.phases}, indent=1))
-        os.replace(tmp, self.path)
+        durable.write_json(self.path, {"phases": self.phases})

@@ -11,9 +11,11 @@ Run directory::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -23,16 +25,18 @@ from typing import Any
 
 from rich.console import Console
 
-from streamal import plugins
+from streamal import durable, plugins
 from streamal.config import RunConfig, load_config
-from streamal.errors import ConfigError, StreamalError
+from streamal.errors import ConfigError, DiskFullError
 from streamal.executors import build_parsl_config
+from streamal.lock import RunDirLock
 from streamal.metrics import MetricsLog
 from streamal.node import NodePlan, plan_for
-from streamal.scheduler import Scheduler
+from streamal.scheduler import Scheduler, TaskFailed
 from streamal.store import SampleStore
 
 EXIT_INTERRUPTED = 130
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -61,15 +65,52 @@ def config_difference(a: RunConfig, b: RunConfig) -> list[str]:
     ]
 
 
+def _check_unchanged(path: Path, cfg: RunConfig) -> None:
+    """Refuse a resume whose ``config.yaml`` no longer matches the run it started."""
+    status = durable.read_json(path / "run.json", default=None)
+    if isinstance(status, dict) and status.get("fingerprint") not in (None, cfg.fingerprint()):
+        lines = ["the run's fingerprint differs"]
+        if isinstance(status.get("config"), dict):
+            with contextlib.suppress(ValueError):
+                lines = config_difference(RunConfig.model_validate(status["config"]), cfg)
+        raise ConfigError(
+            f"--resume {path}: {path / 'config.yaml'} was changed after the run started; "
+            "differences (started -> now):\n  " + "\n  ".join(lines)
+        )
+    store = path / "store.h5"
+    if store.exists():
+        import h5py
+
+        try:
+            with h5py.File(store, "r") as f:
+                saved = json.loads(f.attrs["metadata"]).get("fingerprint")
+        except (OSError, KeyError, ValueError):
+            return  # unreadable or half created: the store itself decides (recreate or refuse)
+        if saved not in (None, cfg.fingerprint()):
+            raise ConfigError(
+                f"--resume {path}: store.h5 was written by a run with another config "
+                f"(fingerprint {saved}, config.yaml has {cfg.fingerprint()})"
+            )
+
+
 def prepare_run_dir(
-    config_path: str | None, run_dir: str | None, resume: str | None
+    config_path: str | None,
+    run_dir: str | None,
+    resume: str | None,
+    hold: contextlib.ExitStack | None = None,
 ) -> tuple[RunConfig, Path, bool]:
-    """The validated config and run directory; refuses a resume with another config."""
+    """The validated config and run directory; refuses a resume with another config.
+
+    With ``hold``, the run directory is locked (:class:`~streamal.lock.RunDirLock`) before
+    anything in it is read or written, and stays locked until ``hold`` closes.
+    """
     if resume:
         path = Path(resume)
         saved = path / "config.yaml"
         if not saved.exists():
             raise ConfigError(f"--resume {path}: not a streamal run directory (no config.yaml)")
+        if hold is not None:
+            hold.enter_context(RunDirLock(path))
         cfg = load_config(saved)
         if config_path:
             given = load_config(config_path)
@@ -79,6 +120,7 @@ def prepare_run_dir(
                     f"--resume {path}: the run was started with another config; differences "
                     "(run -> given):\n  " + "\n  ".join(diff)
                 )
+        _check_unchanged(path, cfg)
         return cfg, path, True
     if not config_path:
         raise ConfigError("run: give a CONFIG, or --resume RUN_DIR")
@@ -86,13 +128,33 @@ def prepare_run_dir(
     path = Path(run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if (path / "config.yaml").exists():
         raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o755)
-    shutil.copyfile(config_path, path / "config.yaml")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if hold is not None:
+            hold.enter_context(RunDirLock(path))
+        if (path / "config.yaml").exists():  # another driver started here meanwhile
+            raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
+        os.chmod(path, 0o755)
+        durable.write_bytes(path / "config.yaml", Path(config_path).read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"--run-dir {path}: cannot write there ({_why(exc)})") from None
     return cfg, path, False
 
 
-async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
+def _why(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+class _Stopping:
+    """What the driver's signal handlers share with the run."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.since = 0.0
+        self.scheduler: Scheduler | None = None
+
+
+async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopping) -> None:
     from streamal.workflows.base import RunContext
 
     workflow_cls = plugins.load("workflows", cfg.workflow.name)
@@ -118,12 +180,14 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
         train_worker_per_rank=getattr(workflow_cls, "train_worker_per_rank", False),
     )
     try:
-        async with Scheduler(
+        scheduler = Scheduler(
             parsl_config,
             run_dir=run_dir,
             retries=cfg.scheduler.retries,
             progress=cfg.scheduler.progress,
-        ) as scheduler:
+        )
+        stopping.scheduler = scheduler
+        async with scheduler:
             ctx = RunContext(
                 cfg,
                 run_dir,
@@ -141,44 +205,189 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan) -> None:
 
 
 def _write_status(run_dir: Path, cfg: RunConfig, plan: NodePlan, status: str, **extra) -> None:
+    """Write ``run.json`` atomically; when the disk is full, give up the reserve and retry."""
     data = {
         "name": cfg.name,
         "fingerprint": cfg.fingerprint(),
         "status": status,
         "plan": plan.to_json(),
         "updated": time.time(),
+        "pid": os.getpid(),
+        "config": cfg.model_dump(mode="json"),
         **extra,
     }
-    (run_dir / "run.json").write_text(json.dumps(data, indent=1))
+    try:
+        durable.write_json(run_dir / "run.json", data)
+    except OSError as exc:
+        if not durable.is_disk_full(exc) or not _RESERVE.release(run_dir):
+            raise
+        durable.write_json(run_dir / "run.json", data)
+
+
+class _Reserve:
+    """A little disk space kept aside so ``run.json`` can still say why a full disk stopped
+    the run."""
+
+    name = ".reserve"
+    size = 64 * 1024
+
+    def keep(self, run_dir: Path) -> None:
+        path = run_dir / self.name
+        with contextlib.suppress(OSError):
+            if not path.exists() or path.stat().st_size < self.size:
+                durable.write_bytes(path, b"\0" * self.size)
+
+    def release(self, run_dir: Path) -> bool:
+        try:
+            (run_dir / self.name).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+_RESERVE = _Reserve()
+
+
+def _disk_full_message(exc: BaseException, run_dir: Path) -> str | None:
+    """One line for a failure caused by a full (or read-only) file system, else None."""
+    if isinstance(exc, DiskFullError):
+        return str(exc)
+    if not durable.is_disk_full(exc):
+        return None
+    what = _why(exc)
+    if isinstance(exc, OSError) and exc.filename:
+        what = f"cannot write {exc.filename}: {what}"
+    elif isinstance(exc, TaskFailed):
+        what = f"task {exc.name!r} could not write its files: {exc.error.splitlines()[-1]}"
+    try:
+        usage = shutil.disk_usage(run_dir)
+        room = f"{_size(usage.free)} free of {_size(usage.total)} on {run_dir}"
+    except OSError:
+        room = f"on {run_dir}"
+    return f"disk full: {what} ({room})"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that resumes ``run_dir``, with the interpreter that runs now."""
+    exe = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        exe = exe.relative_to(Path.cwd())
+    return f"{shlex.quote(str(exe))} -m streamal run --resume {shlex.quote(str(run_dir))}"
+
+
+async def _main(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopping) -> None:
+    """Drive the run; the first SIGINT/SIGTERM stops it in order, the second at once."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def announce(signum: int) -> None:
+        if stopping.scheduler is not None:
+            stopping.scheduler.shutdown_s = 6.0  # a person (or the batch system) is waiting
+        console.print(
+            f"[yellow]{signal.Signals(signum).name}[/]: stopping — saving the store, timeline "
+            "and checkpoints and shutting the pools down (signal again to stop at once)"
+        )
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stopping.signum is None:
+            stopping.signum, stopping.since = signum, time.time()
+            loop.call_soon_threadsafe(announce, signum)
+            loop.call_soon_threadsafe(main.cancel)
+            return
+        _force_exit(run_dir, cfg, plan, stopping, signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+    try:
+        await _drive(cfg, run_dir, plan, stopping)
+    except asyncio.CancelledError:
+        if stopping.signum is None:
+            raise
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _force_exit(run_dir: Path, cfg: RunConfig, plan: NodePlan, stopping: _Stopping, signum: int):
+    """Second signal: kill the pools, record the stop and exit without waiting for anything."""
+    name = signal.Signals(signum).name
+    os.write(2, f"\n{name} again: stopping at once\n".encode())
+    if stopping.scheduler is not None:
+        with contextlib.suppress(Exception):
+            stopping.scheduler.kill()
+    with contextlib.suppress(Exception):
+        _write_status(run_dir, cfg, plan, "interrupted", signal=name, forced=True)
+    os.write(2, f"resume with:\n  {resume_command(run_dir)}\n".encode())
+    os._exit(128 + signum)
+
+
+def _exit_now_if(pools_killed: bool, status: int) -> int:
+    """After the pools had to be killed, a Parsl thread may still wait on a dead
+    interchange and keep the interpreter from exiting: leave at once (all is written)."""
+    if pools_killed:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def run_campaign(*, config_path: str | None, run_dir: str | None, resume: str | None) -> int:
     """Run (or resume) a campaign; returns the process exit status."""
     os.umask(os.umask(0) | 0o002)  # nothing in the run directory is world-writable
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints the stacks
-    cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume)
+    with contextlib.ExitStack() as hold:
+        cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume, hold)
+        return _run_locked(cfg, path, resumed)
+
+
+def _run_locked(cfg: RunConfig, path: Path, resumed: bool) -> int:
     plan = plan_for(cfg.site)
+    try:
+        _write_status(path, cfg, plan, "running")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write run.json ({_why(exc)})") from None
+    _RESERVE.keep(path)
     console.print(
         f"[bold]streamal[/] {'resuming' if resumed else 'running'} {cfg.name!r} "
         f"({cfg.workflow.name}) in {path}"
     )
-    _write_status(path, cfg, plan, "running")
     t0 = time.time()
+    stopping = _Stopping()
     try:
-        asyncio.run(_drive(cfg, path, plan))
-    except KeyboardInterrupt:
-        _write_status(path, cfg, plan, "interrupted")
-        console.print(
-            f"[yellow]interrupted[/]: store, timeline and checkpoints are saved. "
-            f"Resume with:\n  {Path(sys.executable).name} -m streamal run --resume {path}"
-        )
-        return EXIT_INTERRUPTED
-    except StreamalError as exc:
-        _write_status(path, cfg, plan, "failed", error=str(exc))
+        asyncio.run(_main(cfg, path, plan, stopping))
+    except BaseException as exc:
+        message = _disk_full_message(exc, path)
+        if message is not None:
+            _write_status(path, cfg, plan, "failed", error=message, reason="disk full")
+            raise DiskFullError(
+                f"{message}\nFree some space, then resume with:\n  {resume_command(path)}"
+            ) from None
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            _write_status(path, cfg, plan, "interrupted", error=type(exc).__name__)
+        else:
+            _write_status(path, cfg, plan, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    if stopping.signum is not None:
+        name = signal.Signals(stopping.signum).name
+        took = time.time() - stopping.since
+        killed = stopping.scheduler is not None and stopping.scheduler.pools_killed
+        _write_status(path, cfg, plan, "interrupted", signal=name, stop_s=round(took, 1))
+        console.print(
+            f"[yellow]stopped[/] by {name} in {took:.1f} s"
+            f"{' (pools killed)' if killed else ''}: store, timeline and checkpoints are saved. "
+            f"Resume with:\n  {resume_command(path)}"
+        )
+        return _exit_now_if(killed, 128 + stopping.signum)
     _write_status(path, cfg, plan, "done", wall_s=time.time() - t0)
     from streamal.report import write_report
 
     for p in write_report(path):
         console.print(f"wrote {p}")
-    return 0
+    return _exit_now_if(stopping.scheduler is not None and stopping.scheduler.pools_killed, 0)

@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,11 +29,14 @@ from typing import TYPE_CHECKING, Any
 from streamal.errors import StreamalError
 from streamal.executors import POOLS, ensure_worker_commands_on_path
 from streamal.progress import PoolProgress
+from streamal.shutdown import kill_pools, stop_pools
 from streamal.task import CancelToken, TaskOutcome, execute
 from streamal.timeline import TaskRecord, Timeline
 
 if TYPE_CHECKING:
     import parsl
+
+log = logging.getLogger(__name__)
 
 
 def _bridge(future: concurrent.futures.Future) -> asyncio.Future:
@@ -127,39 +131,68 @@ class Scheduler:
         self._apps: dict[str, Callable[..., Any]] = {}
         self._dfk = None
         self._tasks: set[asyncio.Task] = set()
+        self._in_flight: set[concurrent.futures.Future] = set()
+        self.pools_killed = False  # the pools had to be killed at close (not shut down)
+        self.grace_s = 2.0  # how long close() waits for tasks asked to stop
+        self.shutdown_s = 30.0  # how long close() lets Parsl shut down before killing it
 
     async def __aenter__(self) -> Scheduler:
         import parsl
         from parsl import python_app
 
         ensure_worker_commands_on_path()
-        self._dfk = await asyncio.to_thread(parsl.load, self.parsl_config)
+        # In this (the loop's) thread: the interchange is tied to the thread that starts it
+        # (it dies with it, see streamal.tether), and this one lives as long as the run.
+        self._dfk = parsl.load(self.parsl_config)
         for pool in self.pools:
             self._apps[pool] = python_app(execute, executors=[pool], data_flow_kernel=self._dfk)
         self.progress.start()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        await self.close(failing=exc_type is not None)
 
-    async def close(self) -> None:
-        """Stop pending tasks, shut Parsl down, write ``timeline.json``."""
+    async def close(self, *, failing: bool = False) -> None:
+        """Stop pending tasks, shut Parsl down, write ``timeline.json``.
+
+        Running tasks are asked to stop through their tokens and given :attr:`grace_s` seconds
+        to return (a training saves ``last.pt`` when it stops); Parsl's shutdown is bounded by
+        :attr:`shutdown_s` seconds, after which the pools are killed. With ``failing`` (an
+        error is on its way out), a failure to write ``timeline.json`` does not replace it.
+        """
+        grace_s, shutdown_s = self.grace_s, self.shutdown_s
         for t in list(self._tasks):
             if not t.done():
                 t.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._in_flight and grace_s > 0:
+            pending = list(self._in_flight)
+            await asyncio.to_thread(concurrent.futures.wait, pending, grace_s)
         self.progress.stop()
         if self._dfk is not None:
             import parsl
 
             dfk, self._dfk = self._dfk, None
-            await asyncio.to_thread(dfk.cleanup)
+            self.pools_killed = not await asyncio.to_thread(stop_pools, dfk, shutdown_s)
             parsl.clear()
-        self.timeline.write()
+        try:
+            self.timeline.write()
+        except OSError as exc:
+            if not failing:
+                raise
+            # the error on its way out says what went wrong (often: the disk is full);
+            # timeline.jsonl already holds every record
+            log.warning("timeline.json not written: %s", exc)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+    def kill(self) -> None:
+        """Kill the pools at once (a second Ctrl-C); safe to call from a signal handler."""
+        if self._dfk is not None:
+            kill_pools(self._dfk)
+            self.pools_killed = True
 
     def start(
         self,
@@ -214,8 +247,25 @@ class Scheduler:
                 self._record, task_id, name, pool, phase, attempt, submitted, info=info
             )
             self.progress.submitted(pool)
+            self.timeline.submitted(
+                TaskRecord(
+                    id=task_id,
+                    name=name,
+                    pool=pool,
+                    phase=phase,
+                    attempt=attempt,
+                    submitted=submitted,
+                    started=None,
+                    ended=None,
+                    returned=submitted,
+                    status="running",
+                    info=dict(info),
+                )
+            )
             try:
                 future = self._apps[pool](fn, args, kwargs, token)
+                self._in_flight.add(future)
+                future.add_done_callback(self._in_flight.discard)
                 outcome: TaskOutcome = await _bridge(future)
             except asyncio.CancelledError:
                 token.set()

@@ -1,7 +1,12 @@
-"""Task records: one per attempt, appended to ``timeline.jsonl`` and listed in ``timeline.json``."""
+"""Task records: one per attempt, appended to ``timeline.jsonl`` and listed in ``timeline.json``.
+
+Each attempt writes a ``running`` line when it is submitted and its final record when it
+returns; an attempt whose final record never came (the driver died) reads back as ``lost``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -10,7 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-TASK_STATUSES = ("done", "failed", "retried", "cancelled")
+from streamal import durable
+
+TASK_STATUSES = ("done", "failed", "retried", "cancelled", "lost")
+RUNNING = "running"  # in timeline.jsonl only: submitted, not returned (yet)
 
 
 @dataclass
@@ -63,38 +71,61 @@ class Timeline:
         with self._lock:
             return next(self._ids)
 
+    def submitted(self, record: TaskRecord) -> None:
+        """Note an attempt that was just submitted (status ``running``; not fsynced)."""
+        if self._dir is not None:
+            with self._lock:
+                self._append(dataclasses.replace(record, status=RUNNING), sync=False)
+
     def add(self, record: TaskRecord) -> None:
+        """Add the final record of an attempt (appended to ``timeline.jsonl`` and fsynced)."""
         with self._lock:
             self.records.append(record)
             if self._dir is not None:
-                with open(self._dir / "timeline.jsonl", "a") as fh:
-                    fh.write(json.dumps(asdict(record)) + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                self._append(record, sync=True)
+
+    def _append(self, record: TaskRecord, *, sync: bool) -> None:
+        with open(self._dir / "timeline.jsonl", "a") as fh:
+            fh.write(json.dumps(asdict(record)) + "\n")
+            fh.flush()
+            if sync:
+                os.fsync(fh.fileno())
 
     def write(self) -> Path | None:
         """Write ``timeline.json`` (a list of records) atomically."""
         if self._dir is None:
             return None
-        path = self._dir / "timeline.json"
-        tmp = path.with_suffix(".json.tmp")
         with self._lock:
-            tmp.write_text(json.dumps([asdict(r) for r in self.records], indent=1))
-        os.replace(tmp, path)
-        return path
+            data = [asdict(r) for r in self.records]
+        return durable.write_json(self._dir / "timeline.json", data)
 
 
 def load_records(path: str | Path) -> list[TaskRecord]:
-    """Records from ``timeline.json`` or ``timeline.jsonl``; a torn last line is skipped."""
+    """Records from ``timeline.json`` or ``timeline.jsonl``; a torn line is skipped.
+
+    From ``timeline.jsonl``, an attempt with a ``running`` line but no final record is
+    returned as ``lost`` (its driver died while it was in flight).
+    """
     path = Path(path)
     if not path.exists():
         return []
     if path.suffix == ".json":
-        return [TaskRecord(**r) for r in json.loads(path.read_text())]
-    out = []
-    for line in path.read_text().splitlines():
+        return [TaskRecord(**r) for r in durable.read_json(path, default=[])]
+    final: dict[tuple[int, int], TaskRecord] = {}
+    pending: dict[tuple[int, int], TaskRecord] = {}
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            out.append(TaskRecord(**json.loads(line)))
+            record = TaskRecord(**json.loads(line))
         except (json.JSONDecodeError, TypeError):
             continue
-    return out
+        key = (record.id, record.attempt)
+        if record.status == RUNNING:
+            pending[key] = record
+        else:
+            final[key] = record
+    lost = [
+        dataclasses.replace(r, status="lost", error="lost with the driver")
+        for key, r in pending.items()
+        if key not in final
+    ]
+    return sorted([*final.values(), *lost], key=lambda r: (r.returned, r.id, r.attempt))

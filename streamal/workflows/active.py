@@ -12,17 +12,31 @@ very same parameters and never draws a batch twice.
 from __future__ import annotations
 
 import asyncio
+import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from streamal import plugins
+from streamal import durable, plugins
 from streamal.executors import TRAIN_POOL
 from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
 from streamal.policy.uniform import SweepPolicy
 from streamal.train.predict import predict_uncertainty
 from streamal.workflows.base import SplitOptions, Workflow
+
+
+def _load_batch(path: Path) -> dict[str, Any] | None:
+    """A saved AL batch; None if there is none or it is unreadable (it is drawn again: an
+    unreadable batch was never complete, so none of it was simulated)."""
+    try:
+        with np.load(path) as saved:
+            return {key: saved[key] for key in saved.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
 
 
 class ActiveOptions(SplitOptions):
@@ -94,9 +108,9 @@ class ActiveLearningWorkflow(Workflow):
     async def al_batch(self, k: int, n: int, checkpoint: str) -> dict[str, Any]:
         """Phase k's AL batch (``classes``, ``params``, shuffled), drawn once and saved."""
         path = self.al_dir / f"phase-{k}.npz"
-        if path.exists():
-            saved = np.load(path)
-            return {key: saved[key] for key in saved.files}
+        saved = _load_batch(path)
+        if saved is not None:
+            return saved
         if isinstance(self.policy, UncertaintyMixturePolicy):
             await self.fit_policy(k, checkpoint)
             classes, params = self.policy.sample_total(n, self.rng(k, 7))
@@ -106,9 +120,9 @@ class ActiveLearningWorkflow(Workflow):
             )
         order = self.rng(k, 8).permutation(len(classes))
         batch = {"classes": classes[order], "params": params[order]}
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **batch)
-        tmp.replace(path)
+        buf = io.BytesIO()
+        np.savez(buf, **batch)
+        durable.write_bytes(path, buf.getvalue())
         return batch
 
     async def simulate_al(

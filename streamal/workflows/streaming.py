@@ -13,12 +13,12 @@ names as its open gap ("unbalanced parallel groups").
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import AfterValidator, Field
 
+from streamal import durable
 from streamal.timeline import TaskRecord
 from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
 
@@ -72,8 +72,9 @@ class StreamingWorkflow(ActiveLearningWorkflow):
     def split_for(self, k: int, n: int, previous: dict, sim_phase: str) -> float:
         """The fraction simulated before T_k; saved so a resumed run splits the same way."""
         path = self.al_dir / f"split-{k}.json"
-        if path.exists():
-            return json.loads(path.read_text())["fraction"]
+        saved = durable.read_json(path, default=None)
+        if isinstance(saved, dict) and "fraction" in saved:
+            return float(saved["fraction"])
         if k == len(self.phases) - 1:
             f = 1.0
         elif self.options.split_fraction == "auto":
@@ -88,7 +89,7 @@ class StreamingWorkflow(ActiveLearningWorkflow):
             )
         else:
             f = float(self.options.split_fraction)
-        path.write_text(json.dumps({"fraction": f}))
+        durable.write_json(path, {"fraction": f})
         return f
 
     async def run(self) -> None:
