@@ -29,6 +29,7 @@ from streamal import durable, plugins
 from streamal.config import RunConfig, load_config
 from streamal.errors import ConfigError, DiskFullError
 from streamal.executors import build_parsl_config
+from streamal.footprint import check_footprint
 from streamal.lock import RunDirLock
 from streamal.metrics import MetricsLog
 from streamal.node import NodePlan, plan_for
@@ -110,7 +111,12 @@ def prepare_run_dir(
         if not saved.exists():
             raise ConfigError(f"--resume {path}: not a streamal run directory (no config.yaml)")
         if hold is not None:
-            hold.enter_context(RunDirLock(path))
+            try:
+                hold.enter_context(RunDirLock(path))
+            except OSError as exc:
+                raise ConfigError(
+                    f"--resume {path}: cannot lock the run directory ({_why(exc)})"
+                ) from None
         cfg = load_config(saved)
         if config_path:
             given = load_config(config_path)
@@ -121,6 +127,7 @@ def prepare_run_dir(
                     "(run -> given):\n  " + "\n  ".join(diff)
                 )
         _check_unchanged(path, cfg)
+        _check_fits(cfg, None)  # memory only: the store is partly written already
         return cfg, path, True
     if not config_path:
         raise ConfigError("run: give a CONFIG, or --resume RUN_DIR")
@@ -128,6 +135,7 @@ def prepare_run_dir(
     path = Path(run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if (path / "config.yaml").exists():
         raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
+    _check_fits(cfg, path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         if hold is not None:
@@ -139,6 +147,14 @@ def prepare_run_dir(
     except OSError as exc:
         raise ConfigError(f"--run-dir {path}: cannot write there ({_why(exc)})") from None
     return cfg, path, False
+
+
+def _check_fits(cfg: RunConfig, run_dir: Path | None) -> None:
+    """Refuse, before anything runs, a campaign whose store or arrays cannot fit."""
+    if cfg.simulator is None:
+        return
+    simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
+    check_footprint(cfg, tuple(simulator.output_shape), run_dir, space=simulator.space)
 
 
 def _why(exc: BaseException) -> str:
