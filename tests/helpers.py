@@ -199,3 +199,20 @@ def _exploding_policy_class():
 
 
 ExplodingPolicy = _exploding_policy_class()
+
+
+def _broken_workflow_class():
+    from streamal.workflows.baseline import BaselineWorkflow
+
+    class BrokenWorkflow(BaselineWorkflow):
+        """Fails with an unexpected (non-streamal) error once the pools are up."""
+
+        name = "broken"
+
+        async def run(self) -> None:
+            raise RuntimeError("unexpected failure inside the workflow")
+
+    return BrokenWorkflow
+
+
+BrokenWorkflow = _broken_workflow_class()
