@@ -5,7 +5,8 @@ All three are module-level functions so that pool workers can import them:
 * :func:`train_candidate` (``train`` pool): trains a :class:`~.models.MacroNet` on digits,
   appends ``(candidate, epoch, fitness %)`` to the shared records file after each validation
   and stops when the decision file written by the engine (or the scheduler's cancel token)
-  says so.
+  says so. What it returns to the search does not depend on when the engine's decision
+  arrived (see :func:`train_candidate`).
 * :func:`run_prediction_engine` (``sim`` pool): PENGUIN as a separate task: reads records,
   updates one :class:`~.prediction.PredictionJob` per candidate, writes one decision file per
   candidate, until cancelled (or ``max_s`` elapsed).
@@ -25,15 +26,18 @@ from typing import Any
 
 from .genome import MacroGenome
 from .prediction import (
+    Decision,
     NeverLearningRule,
     PredictionConfig,
     PredictionEngine,
+    analyze_records,
     append_record,
     poll_decision,
     read_decisions,
     read_records,
     write_decisions,
 )
+from .search_state import SearchStateError, SessionFence
 
 __all__ = [
     "decision_path",
@@ -96,26 +100,45 @@ def _accuracy(model, x, y) -> float:
 def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Train one candidate until the prediction engine stops it or ``max_epochs``.
 
+    The engine runs decoupled, so its decision may reach the trainer some validations after
+    the record it was made on. What the search gets is made independent of that delay: the
+    fitness and the checkpoint are those of the decision's epoch (the model's state is kept
+    after each validation until then), and a candidate that ran to ``max_epochs`` without
+    reading a decision replays the engine on its own curve (:func:`.analyze_records`, the
+    same pure function of the records the engine applies). Given the seed, the initial
+    weights and the data, the result is the same whatever the timing; only ``epochs``,
+    ``stop_reason``, times and energy describe what actually ran.
+
     Args:
         spec: ``candidate``, ``genome`` (:func:`genome_to_dict`), ``max_epochs``,
             ``epochs_per_iteration`` (validation interval in epochs), ``batch_size``,
             ``learning_rate``, ``channels``, ``seed``, ``data_seed``, ``records_path``,
-            ``decisions_dir`` (``None``: no prediction engine), ``checkpoint``,
+            ``decisions_dir`` (``None``: no prediction engine), ``prediction`` (the
+            engine's :func:`prediction_config` values, for the replay), ``checkpoint``,
             ``provider_checkpoint`` (``None``: no transfer), ``transfer_method``, ``gpu``
-            (train on this worker's GPU).
+            (train on this worker's GPU), ``fence`` (a
+            :class:`~.search_state.SessionFence`, or ``None``).
 
     Returns:
         ``epochs`` trained, ``stop_reason`` (``converged``, ``never-learning``,
         ``max-epochs`` from the engine, ``max-epochs`` when it ran out, or ``cancelled``),
-        ``fitness`` (what the search gets: the engine's FIT_P on convergence, else the last
-        validation accuracy in %), ``predicted_fitness``, ``actual_fitness``, ``flops``,
-        ``params``, ``train_s``, ``energy`` (:class:`~.energy.EnergyMeasurement` dict),
-        ``transfer`` (``None`` or ``{provider, method, tensors, fraction}``), ``curve``.
+        ``stop_epoch`` (of the decision, ``None`` without one), ``fitness`` (what the search
+        gets: the engine's FIT_P on convergence, else the validation accuracy in % at the
+        decision's epoch, or at the last epoch without a decision), ``predicted_fitness``,
+        ``actual_fitness`` (validation accuracy at that epoch), ``flops``, ``params``,
+        ``train_s``, ``energy`` (:class:`~.energy.EnergyMeasurement` dict), ``transfer``
+        (``None`` or ``{provider, method, tensors, fraction}``), ``curve`` (every
+        validation). The checkpoint holds the weights at the decision's epoch.
+
+    Raises:
+        SearchStateError: Another driver session took the run directory over (this task
+            was left running by a killed driver); nothing more is written.
     """
     import torch
 
+    from streamal import durable
     from streamal.task import cancelled
-    from streamal.train.checkpoint import load_checkpoint, save_checkpoint
+    from streamal.train.checkpoint import load_checkpoint
 
     from .energy import EnergyMeter
     from .models import build_model, count_flops, count_parameters
@@ -124,6 +147,16 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     cid = str(spec["candidate"])
+    fence: SessionFence | None = spec.get("fence")
+    session = fence.session if fence is not None else None
+
+    def check_fence() -> None:
+        if fence is not None and not fence.holds():
+            raise SearchStateError(
+                f"{cid}: session {fence.session} no longer owns the run directory "
+                f"({fence.path}); stopped without writing"
+            )
+
     genome = genome_from_dict(spec["genome"])
     data = _digits(int(spec.get("data_seed", 0)))
     torch.manual_seed(int(spec.get("seed", 0)))
@@ -155,7 +188,8 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(int(spec.get("seed", 0)))
     records_path, decisions_dir = spec["records_path"], spec.get("decisions_dir")
     curve: list[tuple[float, float]] = []
-    decision = None
+    snapshots: dict[float, dict[str, Any]] = {}  # epoch -> weights, until a decision is read
+    decision: Decision | None = None
     stop_reason = "max-epochs"
     epoch = 0.0
     meter = EnergyMeter(gpu=_physical_gpu() if use_gpu else None)
@@ -171,10 +205,12 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
                 opt.step()
             epoch = (it + 1) / iters_per_epoch
             fitness = _accuracy(model, x_val, y_val)
+            check_fence()
             curve.append((epoch, fitness))
-            append_record(records_path, cid, epoch, fitness)
+            append_record(records_path, cid, epoch, fitness, session=session)
             if decisions_dir is not None:
-                decision = poll_decision(decision_path(decisions_dir, cid), cid)
+                snapshots[epoch] = _cpu_state(model)
+                decision = poll_decision(decision_path(decisions_dir, cid), cid, session)
                 # a decision read after the last epoch saved nothing: the run hit max epochs
                 if decision is not None and it + 1 < max_iters:
                     stop_reason = decision.reason
@@ -183,23 +219,31 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
                 stop_reason = "cancelled"
                 break
     energy = meter.result
-    save_checkpoint(
+    if decision is None and stop_reason != "cancelled" and spec.get("prediction") is not None:
+        # the engine had not answered yet: its decision is a pure function of the records
+        decision = analyze_records({cid: curve}, prediction_config(spec["prediction"])).get(cid)
+    end_epoch = decision.stop_epoch if decision is not None else epoch
+    weights = snapshots.get(end_epoch) if decision is not None else None
+    check_fence()
+    durable.save_torch(
         spec["checkpoint"],
-        model={k: v.detach().cpu() for k, v in model.state_dict().items()},
-        candidate=cid,
-        bits=list(genome.bits),
-        epochs=epoch,
+        {
+            "model": weights if weights is not None else _cpu_state(model),
+            "candidate": cid,
+            "bits": list(genome.bits),
+            "epochs": end_epoch if weights is not None else epoch,
+        },
     )
-    actual = curve[-1][1] if curve else float("nan")
+    measured = dict(curve).get(end_epoch, float("nan")) if curve else float("nan")
     converged = decision is not None and decision.converged
     return {
         "candidate": cid,
         "epochs": epoch,
         "stop_reason": stop_reason,
         "stop_epoch": decision.stop_epoch if decision is not None else None,
-        "fitness": decision.fitness if converged else actual,
+        "fitness": decision.fitness if converged else measured,
         "predicted_fitness": decision.predicted_fitness if decision is not None else None,
-        "actual_fitness": actual,
+        "actual_fitness": measured,
         "flops": flops,
         "params": params,
         "train_s": time.perf_counter() - t_start,
@@ -207,6 +251,11 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
         "transfer": transfer,
         "curve": curve,
     }
+
+
+def _cpu_state(model) -> dict[str, Any]:
+    """A copy of ``model``'s weights and buffers on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _physical_gpu() -> int:
@@ -230,6 +279,7 @@ def run_prediction_engine(
     config: Mapping[str, Any],
     poll_s: float = 0.2,
     max_s: float | None = None,
+    fence: SessionFence | None = None,
 ) -> dict[str, Any]:
     """PENGUIN as a long-running task: records in, one decision file per candidate out.
 
@@ -243,6 +293,8 @@ def run_prediction_engine(
         config: :class:`PredictionConfig` keyword values (see :func:`prediction_config`).
         poll_s: Sleep between passes over the records.
         max_s: Return after this many seconds (``None``: only when cancelled).
+        fence: Read only the records (and decisions) of this driver session, tag the
+            decisions with it, and return as soon as another session owns the run directory.
 
     Returns:
         ``decisions`` made by this task (``{candidate: Decision dict}``), ``passes``,
@@ -251,24 +303,28 @@ def run_prediction_engine(
     from streamal.task import cancelled
 
     engine = PredictionEngine(prediction_config(config))
+    session = fence.session if fence is not None else None
     out_dir = Path(decisions_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    decided = {p.stem for p in out_dir.glob("*.json")}
+    decided = {p.stem for p in out_dir.glob("*.json") if read_decisions(p, session)}
     consumed: dict[str, int] = {}
     made: dict[str, dict[str, Any]] = {}
     passes = records = 0
     busy = 0.0
     t0 = time.monotonic()
-    while True:
+    while fence is None or fence.holds():
         t_pass = time.perf_counter()
-        for cid, pairs in read_records(records_path).items():
+        for cid, pairs in read_records(records_path, session).items():
             if cid in decided:
                 continue
             job = engine.job(cid)
             for epoch, fitness in pairs[consumed.get(cid, 0) :]:
                 records += 1
                 if job.record(epoch, fitness) is not None:
-                    write_decisions({cid: job.decision}, decision_path(out_dir, cid))
+                    if fence is not None and not fence.holds():
+                        break  # a newer session owns the decisions folder
+                    path = decision_path(out_dir, cid)
+                    write_decisions({cid: job.decision}, path, session)
                     made[cid] = job.decision.to_dict()
                     decided.add(cid)
                     break

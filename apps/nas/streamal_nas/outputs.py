@@ -4,17 +4,22 @@
 * ``report/pareto.png``: validation accuracy vs FLOPs or energy, marker size = parameters,
   the Pareto front highlighted.
 * ``summary.json``: best candidate, hypervolume, epochs trained and saved, skips, wall time.
+
+Every file is written atomically (:mod:`streamal.durable`): a crash leaves the previous
+version, never a torn one.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from streamal import durable
 
 from .strategies import pareto_indices
 
@@ -55,12 +60,13 @@ def write_candidate_table(
     """Write ``candidates.json`` (full rows) and ``candidates.csv`` (:data:`COLUMNS`)."""
     run_dir = Path(run_dir)
     json_path, csv_path = run_dir / "candidates.json", run_dir / "candidates.csv"
-    json_path.write_text(json.dumps([dict(r) for r in records], indent=1))
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for r in records:
-            writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
+    durable.write_json(json_path, [dict(r) for r in records])
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in COLUMNS})
+    durable.write_text(csv_path, buf.getvalue())
     return json_path, csv_path
 
 
@@ -114,8 +120,10 @@ def plot_pareto(records: Sequence[Mapping[str, Any]], path: str | Path, cost_lab
     ax.set_ylabel("fitness: validation accuracy (%)\n(predicted if stopped early)")
     ax.set_title("search result (marker size = parameters)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
+    durable.write_bytes(path, png.getvalue())
     return path
 
 
@@ -162,6 +170,4 @@ def summarize(
 
 def write_summary(summary: Mapping[str, Any], run_dir: str | Path) -> Path:
     """Write ``summary.json``."""
-    path = Path(run_dir) / "summary.json"
-    path.write_text(json.dumps(dict(summary), indent=1))
-    return path
+    return durable.write_json(Path(run_dir) / "summary.json", dict(summary))

@@ -9,13 +9,31 @@ With a single ``sim`` worker (a small node) the long-running engine task is paus
 cancelled cooperatively and restarted, which costs one re-read of the records — while a
 similarity check holds the worker.
 
-Outputs: see :mod:`.outputs`. A resumed run starts the search over.
+The search is deterministic given the seed and the window W (trainer ranks + 1, fixed when
+the run starts): results are told to the strategy in the order the candidates were asked,
+candidate k is asked right after candidate k - W is told, and its similarity check and
+weight-transfer provider see exactly the candidates told before it was asked, whatever
+finished first. With the trainer's timing-independent results (see
+:func:`.evaluate.train_candidate`) the same seed gives the same candidates, statuses and
+fitness on a CPU with the flops objective. Not covered: measured energy (the ``energy``
+objective), non-deterministic GPU kernels, and a similarity check whose edit-distance
+search hits its time bound.
+
+Resume (``streamal run --resume``): each completed evaluation is saved atomically in
+``nas/state.json`` (:mod:`.search_state`). A resumed run removes what the killed session
+left half done (records, decisions and checkpoints of candidates in flight), replays the
+strategy over the saved evaluations without training them again, evaluates the candidates
+that were in flight from epoch 0, and continues; it ends with the same candidates as an
+uninterrupted run with the same seed.
+
+Outputs: see :mod:`.outputs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -40,9 +58,12 @@ from .evaluate import (
 )
 from .genome import MacroGenome, bits_per_phase
 from .outputs import plot_pareto, summarize, write_candidate_table, write_summary
-from .strategies import Candidate, hypervolume, make_strategy
+from .search_state import SearchState, SearchStateError
+from .strategies import Candidate, SearchStrategy, hypervolume, make_strategy
 
 __all__ = ["NasOptions", "NasWorkflow"]
+
+log = logging.getLogger(__name__)
 
 
 class _Strict(BaseModel):
@@ -197,7 +218,14 @@ class NasWorkflow(Workflow):
         self.decisions_dir = run_dir / "decisions"
         self.decisions_dir.mkdir(exist_ok=True)
         self.records_path.touch()
-        self.trained: dict[str, dict[str, Any]] = {}
+        self.state = SearchState.open(
+            run_dir, cfg.fingerprint(), window=len(self.ctx.plan.trainer_ranks) + 1
+        )
+        self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
+        for note in self.state.notes:
+            log.warning("nas: %s", note)
+        self.reused = 0
+        self.trained: dict[str, dict[str, Any]] = {}  # told so far, in tell order
         self.rows: list[dict[str, Any]] = []
         self.use_gpu = bool(self.ctx.plan.gpus)
         strategy = make_strategy(
@@ -209,39 +237,110 @@ class NasWorkflow(Workflow):
             seed=cfg.seed,
         )
         self.engine: EngineSupervisor | None = None
+        self.prediction = None
         if o.prediction.enabled:
-            pc = self._prediction_kwargs()
-            prediction_config(pc)  # fail early on bad settings
+            self.prediction = self._prediction_kwargs()
+            prediction_config(self.prediction)  # fail early on bad settings
             self.engine = EngineSupervisor(
                 self.ctx.scheduler,
-                (str(self.records_path), str(self.decisions_dir), pc, o.prediction.poll_s),
+                (
+                    str(self.records_path),
+                    str(self.decisions_dir),
+                    self.prediction,
+                    o.prediction.poll_s,
+                    None,
+                    self.state.fence(),
+                ),
                 exclusive=len(sim_core_groups(self.ctx.plan)) < 2,
             )
-            self.engine.start()
-        max_in_flight = len(self.ctx.plan.trainer_ranks) + 1
-        in_flight: dict[asyncio.Task, Candidate] = {}
+            if len(self.state.completed) < self.budget:
+                self.engine.start()
         try:
-            while strategy.n_asked < self.budget or in_flight:
-                room = min(self.budget - strategy.n_asked, max_in_flight - len(in_flight))
-                for c in strategy.ask(room) if room > 0 else []:
-                    in_flight[asyncio.ensure_future(self._evaluate(c))] = c
-                if not in_flight:
-                    break
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+            await self._search(strategy)
+        finally:
+            if self.engine is not None:
+                await self.engine.close()
+        self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
+        self._write_outputs(strategy, time.time() - t0)
+
+    async def _search(self, strategy: SearchStrategy) -> None:
+        """Ask, evaluate and tell until the budget is spent, in a timing-independent order.
+
+        Candidate k is asked once candidates 1 .. k - W are told (W = the state's window)
+        and results are told in ask order, so the strategy sees the same sequence of asks and
+        tells whatever finishes first; a candidate's similarity check and transfer provider
+        see the candidates told before it was asked. Evaluations saved by an earlier session
+        are taken from the state instead of run again.
+        """
+        window = self.state.window
+        asked: list[Candidate] = []
+        done: dict[str, dict[str, Any]] = {}  # completed rows, told or not
+        in_flight: dict[asyncio.Task, Candidate] = {}
+        told = 0
+
+        def advance() -> None:
+            """Ask what the window allows and tell the completed prefix, alternately."""
+            nonlocal told
+            while True:
+                while strategy.n_asked < min(self.budget, told + window):
+                    batch = strategy.ask(1)
+                    if not batch:
+                        break  # NSGA-II: the generation is not all told yet
+                    c = batch[0]
+                    asked.append(c)
+                    saved = self._saved_row(c)
+                    if saved is not None:
+                        done[c.id] = saved
+                        self.reused += 1
+                    else:
+                        task = asyncio.ensure_future(self._evaluate(c, dict(self.trained)))
+                        in_flight[task] = c
+                if told == len(asked) or asked[told].id not in done:
+                    return
+                self._tell(strategy, asked[told], done[asked[told].id])
+                told += 1
+
+        try:
+            advance()
+            while in_flight:
+                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(finished, key=lambda t: in_flight[t].id):
                     c = in_flight.pop(task)
-                    row = task.result()
-                    self.rows.append(row)
-                    strategy.tell([c], [[100.0 - row["fitness"], row["cost"]]])
+                    self.state.add(task.result())
+                    done[c.id] = self.state.completed[c.id]
+                advance()
         finally:
             for task in in_flight:
                 task.cancel()
-            if self.engine is not None:
-                await self.engine.close()
-        self._write_outputs(strategy, time.time() - t0)
+
+    def _saved_row(self, c: Candidate) -> dict[str, Any] | None:
+        """The row an earlier session saved for ``c``, checked against the genome asked now."""
+        row = self.state.completed.get(c.id)
+        if row is None:
+            return None
+        if row["genome"] != c.genome.key():
+            raise SearchStateError(
+                f"{self.state.path}: {c.id} was {row['genome']} but the search now asks "
+                f"{c.genome.key()}: the saved state is not this search's (another version?); "
+                "start a new run directory"
+            )
+        return row
+
+    def _tell(self, strategy: SearchStrategy, c: Candidate, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        strategy.tell([c], [[100.0 - row["fitness"], row["cost"]]])
+        if row["status"] == "trained":
+            self.trained[c.id] = {
+                "genome": c.genome,
+                "fitness": row["fitness"],
+                "checkpoint": str(self.ckpt_dir / f"{c.id}.pt"),
+                "cost": row["cost"],
+                "energy_j": row["energy_j"],
+            }
 
     # -- one candidate ---------------------------------------------------------------------
-    async def _evaluate(self, c: Candidate) -> dict[str, Any]:
+    async def _evaluate(self, c: Candidate, trained: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Similarity check, then training; ``trained``: the candidates told before ``c``."""
         o: NasOptions = self.options
         t0 = time.time()
         row: dict[str, Any] = {
@@ -256,15 +355,15 @@ class NasWorkflow(Workflow):
             "similarity_s": 0.0,
         }
         provider = None
-        parent_trained = c.parent_id in self.trained
+        parent_trained = c.parent_id in trained
         if o.transfer.enabled and parent_trained:
             provider = c.parent_id
         need_provider = o.transfer.enabled and provider is None
-        if (o.similarity.enabled or need_provider) and self.trained:
-            decision = await self._similarity(c, need_provider)
+        if (o.similarity.enabled or need_provider) and trained:
+            decision = await self._similarity(c, trained, need_provider)
             row["similarity_s"] = decision["seconds"]
             if decision["action"] == "skip":
-                return self._skipped(row, c, decision, t0)
+                return self._skipped(row, c, trained, decision, t0)
             if decision["action"] == "transfer" or (need_provider and decision["provider_id"]):
                 provider = decision["provider_id"]
                 row["similar_to"], row["distance"] = provider, decision["distance"]
@@ -280,11 +379,13 @@ class NasWorkflow(Workflow):
             "data_seed": self.ctx.config.seed,
             "records_path": str(self.records_path),
             "decisions_dir": str(self.decisions_dir) if self.engine is not None else None,
+            "prediction": self.prediction,
             "checkpoint": str(self.ckpt_dir / f"{c.id}.pt"),
             "provider": provider,
-            "provider_checkpoint": self.trained[provider]["checkpoint"] if provider else None,
+            "provider_checkpoint": trained[provider]["checkpoint"] if provider else None,
             "transfer_method": o.transfer.method,
             "gpu": self.use_gpu,
+            "fence": self.state.fence(),
         }
         result = await self.ctx.scheduler.submit(
             TRAIN_POOL,
@@ -317,18 +418,13 @@ class NasWorkflow(Workflow):
             wall_s=time.time() - t0,
             curve=result["curve"],
         )
-        self.trained[c.id] = {
-            "genome": c.genome,
-            "fitness": row["fitness"],
-            "checkpoint": spec["checkpoint"],
-            "cost": cost,
-            "energy_j": row["energy_j"],
-        }
         return row
 
-    async def _similarity(self, c: Candidate, find_provider: bool) -> dict[str, Any]:
+    async def _similarity(
+        self, c: Candidate, trained: dict[str, dict[str, Any]], find_provider: bool
+    ) -> dict[str, Any]:
         s = self.options.similarity
-        trained = [(k, genome_to_dict(v["genome"]), v["fitness"]) for k, v in self.trained.items()]
+        compared = [(k, genome_to_dict(v["genome"]), v["fitness"]) for k, v in trained.items()]
         threshold, mode = (s.threshold, s.mode) if s.enabled else (0.0, "transfer")
         slot = self.engine.sim_slot() if self.engine is not None else contextlib.nullcontext()
         async with slot:
@@ -336,20 +432,25 @@ class NasWorkflow(Workflow):
                 SIM_POOL,
                 similarity_decision,
                 genome_to_dict(c.genome),
-                trained,
+                compared,
                 threshold,
                 mode,
                 s.timeout_s,
                 find_provider,
                 phase="similarity",
                 name=f"similarity/{c.id}",
-                info={"candidate": c.id, "compared": len(trained)},
+                info={"candidate": c.id, "compared": len(compared)},
             )
 
     def _skipped(
-        self, row: dict[str, Any], c: Candidate, decision: dict[str, Any], t0: float
+        self,
+        row: dict[str, Any],
+        c: Candidate,
+        trained: dict[str, dict[str, Any]],
+        decision: dict[str, Any],
+        t0: float,
     ) -> dict[str, Any]:
-        provider = self.trained[decision["provider_id"]]
+        provider = trained[decision["provider_id"]]
         flops, params = model_cost(c.genome, self.options.channels)
         if self.options.objective == "energy":
             cost, proxy = provider["cost"], provider["energy_j"] is None
@@ -437,6 +538,8 @@ class NasWorkflow(Workflow):
             engine_decisions=len(read_all_decisions(self.decisions_dir)),
             strategy_ask_s=strategy.ask_s_,
             strategy_tell_s=strategy.tell_s_,
+            window=self.state.window,
+            reused_candidates=self.reused,
         )
         write_summary(summary, run_dir)
         Path(run_dir / "report").mkdir(exist_ok=True)

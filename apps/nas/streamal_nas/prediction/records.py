@@ -7,6 +7,12 @@ records, decides (:func:`.analyze_records`) and rewrites the decisions file atom
 
 Record line: ``{"candidate": "c1", "epoch": 0.5, "fitness": 12.3}``.
 Decisions file: ``{"c1": {<Decision.to_dict()>}, ...}``.
+
+Both may carry a ``"session"`` tag (the driver session that wrote them, see
+:mod:`streamal_nas.search_state`); readers given a ``session`` keep only what it wrote, so
+a task left over from a killed driver cannot feed a resumed one. The records file is
+append-only (a torn last line is skipped); the decisions file is replaced atomically and
+durably, and a torn one reads as "no decision yet".
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from streamal import durable
 
 from .engine import Decision, PredictionConfig, analyze_records
 
@@ -32,19 +39,28 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 
-def append_record(path: PathLike, candidate: str, epoch: float, fitness: float) -> None:
-    """Append one ``(candidate, epoch, fitness)`` line to the records file."""
-    line = json.dumps({"candidate": candidate, "epoch": float(epoch), "fitness": _num(fitness)})
+def append_record(
+    path: PathLike, candidate: str, epoch: float, fitness: float, session: str | None = None
+) -> None:
+    """Append one ``(candidate, epoch, fitness)`` line (tagged with ``session`` if given)."""
+    row: dict[str, object] = {"candidate": candidate, "epoch": float(epoch)}
+    row["fitness"] = _num(fitness)
+    if session is not None:
+        row["session"] = session
+    line = json.dumps(row)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(line + "\n")
         fh.flush()
 
 
-def read_records(path: PathLike) -> dict[str, list[tuple[float, float]]]:
+def read_records(
+    path: PathLike, session: str | None = None
+) -> dict[str, list[tuple[float, float]]]:
     """Read a JSON-lines records file into ``{candidate: [(epoch, fitness), ...]}``.
 
     A missing file gives ``{}``. A last line without its newline (a writer mid-append) is
-    skipped. Fitness ``null`` reads as NaN.
+    skipped. Fitness ``null`` reads as NaN. With ``session``, only the lines tagged with it
+    are kept.
 
     Raises:
         ValueError: A complete line is not a record; the message names the line number.
@@ -63,6 +79,8 @@ def read_records(path: PathLike) -> dict[str, list[tuple[float, float]]]:
         try:
             row = json.loads(line)
             fitness = math.nan if row["fitness"] is None else float(row["fitness"])
+            if session is not None and row.get("session") != session:
+                continue
             out.setdefault(str(row["candidate"]), []).append((float(row["epoch"]), fitness))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(
@@ -71,32 +89,46 @@ def read_records(path: PathLike) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
-def write_decisions(decisions: Mapping[str, Decision], path: PathLike) -> None:
-    """Write ``{candidate: decision}`` as one JSON object, atomically (temp file + rename)."""
-    p = Path(path)
-    payload = {k: _json_safe(d.to_dict()) for k, d in decisions.items()}
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_decisions(
+    decisions: Mapping[str, Decision], path: PathLike, session: str | None = None
+) -> None:
+    """Write ``{candidate: decision}`` as one JSON object, atomically and durably.
+
+    Args:
+        decisions: The decisions.
+        path: The decisions file.
+        session: Tag every decision with this driver session (see :func:`read_decisions`).
+    """
+    payload = {}
+    for k, d in decisions.items():
+        payload[k] = _json_safe(d.to_dict())
+        if session is not None:
+            payload[k]["session"] = session
+    durable.write_text(path, json.dumps(payload, indent=1, sort_keys=True))
 
 
-def read_decisions(path: PathLike) -> dict[str, Decision]:
-    """Read a decisions file written by :func:`write_decisions` (missing file: ``{}``)."""
-    p = Path(path)
-    if not p.exists():
+def read_decisions(path: PathLike, session: str | None = None) -> dict[str, Decision]:
+    """Read a decisions file written by :func:`write_decisions`.
+
+    A missing, torn or unreadable file gives ``{}`` (no decision yet: the engine writes it
+    again). With ``session``, only the decisions tagged with it are returned.
+    """
+    data = durable.read_json(path, default=None)
+    if not isinstance(data, dict):
         return {}
-    data = json.loads(p.read_text(encoding="utf-8"))
-    return {k: Decision.from_dict(v) for k, v in data.items()}
+    try:
+        return {
+            k: Decision.from_dict(v)
+            for k, v in data.items()
+            if session is None or v.get("session") == session
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
-def poll_decision(path: PathLike, candidate: str) -> Decision | None:
-    """The decision for ``candidate`` if the engine has written one, else ``None``."""
-    return read_decisions(path).get(candidate)
+def poll_decision(path: PathLike, candidate: str, session: str | None = None) -> Decision | None:
+    """The decision for ``candidate`` if the engine (of ``session``) has written one."""
+    return read_decisions(path, session).get(candidate)
 
 
 def run_analysis(
