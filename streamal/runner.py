@@ -34,6 +34,7 @@ from streamal.lock import RunDirLock
 from streamal.metrics import MetricsLog
 from streamal.node import NodePlan, plan_for
 from streamal.scheduler import Scheduler, TaskFailed
+from streamal.stale import stop_stale_processes
 from streamal.store import SampleStore
 
 EXIT_INTERRUPTED = 130
@@ -128,6 +129,9 @@ def prepare_run_dir(
                 )
         _check_unchanged(path, cfg)
         _check_fits(cfg, None)  # memory only: the store is partly written already
+        stopped = stop_stale_processes(path)
+        if stopped:
+            console.print(f"[yellow]stopped {stopped} process(es) left by the previous driver")
         return cfg, path, True
     if not config_path:
         raise ConfigError("run: give a CONFIG, or --resume RUN_DIR")

@@ -61,6 +61,8 @@ def test_killed_driver_resumes_without_repeating_or_losing_samples(tmp_path):
 
     res = streamal_run("--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
+    # the dead driver's pools were still running (until their heartbeat ran out): stopped
+    assert "process(es) left by the previous driver" in res.stderr
     after = [r for r in _records(run) if r["pool"] == "sim" and r["status"] == "done"]
     repeated = Counter(r["name"] for r in after)
     assert max(repeated.values()) == 1, (

@@ -6,11 +6,12 @@ resume, and the resumed run stores exactly what an uninterrupted one does."""
 import json
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from streamal.runner import resume_command
 from tests.faults import campaign
 from tests.test_run import streamal_run
 
@@ -42,7 +43,9 @@ def test_a_signal_to_the_process_group_stops_in_order_and_the_run_resumes(tmp_pa
     assert proc.returncode == 128 + sig, err[-3000:]
     assert took <= 10, f"stopping took {took:.1f} s"
     assert "Traceback" not in err, err[-3000:]
-    assert resume_command(run) in err  # with the interpreter that ran, not a bare `python`
+    hint = next(x for x in err.splitlines() if "-m streamal run --resume" in x).split()
+    assert hint[1:] == ["-m", "streamal", "run", "--resume", str(run)]
+    assert Path(hint[0]).resolve() == Path(sys.executable).resolve()  # not a bare `python`
     status = campaign.status(run)
     assert status["status"] == "interrupted" and status["signal"] == sig.name
     assert campaign.wait_gone(procs, 15) == []
