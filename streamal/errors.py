@@ -81,6 +81,8 @@ class DiskFullError(StreamalError):
             disk full: cannot store batch 'p0/val' (32 samples) in /tmp/x/store.h5: needs
             616 KiB, 180 KiB free of 2.0 MiB on /tmp/x
         """
+        from streamal.footprint import human_bytes as _human
+
         path = Path(path)
         mount = _mount_point(path.parent)
         try:
@@ -101,20 +103,6 @@ class DiskFullError(StreamalError):
             mount=mount,
             reason=reason,
         )
-
-
-def _human(n: int) -> str:
-    """``n`` bytes in binary units: ``512 B``, ``180 KiB``, ``2.0 MiB``, ``1.5 GiB``."""
-    size = float(n)
-    for unit in ("B", "KiB"):
-        if abs(size) < 1024:
-            return f"{size:.0f} {unit}"
-        size /= 1024
-    for unit in ("MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover
 
 
 def _existing(path: Path) -> Path:

@@ -3,12 +3,12 @@ and a per-task-group timing table (like the paper's Table III)."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from streamal import durable
 from streamal.timeline import TaskRecord, load_records
 
 
@@ -205,22 +205,21 @@ def write_report(run_dir: Path) -> list[Path]:
     if not records:
         return written
     rows = phase_table(records)
-    (out / "tasks.json").write_text(json.dumps(rows, indent=1))
+    durable.write_json(out / "tasks.json", rows)
     written.append(out / "tasks.json")
     if any(r.started is not None for r in records):
         written.append(_gantt(records, out / "gantt.png"))
-        plan = {}
-        if (run_dir / "run.json").exists():
-            plan = json.loads((run_dir / "run.json").read_text()).get("plan", {})
+        status = durable.read_json(run_dir / "run.json", default={})
+        plan = status.get("plan", {}) if isinstance(status, dict) else {}
         written.append(_utilisation_plot(records, plan, out / "utilisation.png"))
-    if (run_dir / "metrics.json").exists():
-        phases = json.loads((run_dir / "metrics.json").read_text()).get("phases", [])
-        if phases and any(p.get("test") for p in phases):
-            written.append(_metrics_plot(phases, out / "metrics.png"))
+    metrics = durable.read_json(run_dir / "metrics.json", default={})
+    phases = metrics.get("phases", []) if isinstance(metrics, dict) else []
+    if any(p.get("test") for p in phases):
+        written.append(_metrics_plot(phases, out / "metrics.png"))
     print_table(rows)
     if (run_dir / "store.h5").exists():
         summary = store_summary(run_dir / "store.h5")
-        (out / "samples.json").write_text(json.dumps(summary, indent=1))
+        durable.write_json(out / "samples.json", summary)
         written.append(out / "samples.json")
         from rich.console import Console
 

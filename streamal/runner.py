@@ -29,7 +29,7 @@ from streamal import durable, plugins
 from streamal.config import RunConfig, load_config
 from streamal.errors import ConfigError, DiskFullError
 from streamal.executors import build_parsl_config
-from streamal.footprint import check_footprint
+from streamal.footprint import check_footprint, human_bytes
 from streamal.lock import RunDirLock
 from streamal.metrics import MetricsLog
 from streamal.node import NodePlan, plan_for
@@ -281,18 +281,10 @@ def _disk_full_message(exc: BaseException, run_dir: Path) -> str | None:
         what = f"task {exc.name!r} could not write its files: {exc.error.splitlines()[-1]}"
     try:
         usage = shutil.disk_usage(run_dir)
-        room = f"{_size(usage.free)} free of {_size(usage.total)} on {run_dir}"
+        room = f"{human_bytes(usage.free)} free of {human_bytes(usage.total)} on {run_dir}"
     except OSError:
         room = f"on {run_dir}"
     return f"disk full: {what} ({room})"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def resume_command(run_dir: Path) -> str:

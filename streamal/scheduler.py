@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import logging
 import tempfile
@@ -242,26 +243,23 @@ class Scheduler:
         info: dict[str, Any],
     ) -> Any:
         for attempt in range(1, attempts + 1):
-            submitted = time.time()
-            record = functools.partial(
-                self._record, task_id, name, pool, phase, attempt, submitted, info=info
+            now = time.time()
+            pending = TaskRecord(
+                id=task_id,
+                name=name,
+                pool=pool,
+                phase=phase,
+                attempt=attempt,
+                submitted=now,
+                started=None,
+                ended=None,
+                returned=now,
+                status="running",
+                info=dict(info),
             )
+            record = functools.partial(self._record, pending)
             self.progress.submitted(pool)
-            self.timeline.submitted(
-                TaskRecord(
-                    id=task_id,
-                    name=name,
-                    pool=pool,
-                    phase=phase,
-                    attempt=attempt,
-                    submitted=submitted,
-                    started=None,
-                    ended=None,
-                    returned=submitted,
-                    status="running",
-                    info=dict(info),
-                )
-            )
+            self.timeline.submitted(pending)
             try:
                 future = self._apps[pool](fn, args, kwargs, token)
                 self._in_flight.add(future)
@@ -288,27 +286,12 @@ class Scheduler:
                 raise TaskFailed(name, attempts, outcome.error, trace)
         raise AssertionError("unreachable")
 
-    def _record(
-        self,
-        task_id: int,
-        name: str,
-        pool: str,
-        phase: str,
-        attempt: int,
-        submitted: float,
-        outcome: TaskOutcome,
-        status: str,
-        info: dict[str, Any],
-    ) -> None:
-        self.progress.finished(pool, status)
+    def _record(self, pending: TaskRecord, outcome: TaskOutcome, status: str) -> None:
+        """The final record of an attempt noted as ``pending`` when it was submitted."""
+        self.progress.finished(pending.pool, status)
         self.timeline.add(
-            TaskRecord(
-                id=task_id,
-                name=name,
-                pool=pool,
-                phase=phase,
-                attempt=attempt,
-                submitted=submitted,
+            dataclasses.replace(
+                pending,
                 started=outcome.started or None,
                 ended=outcome.ended or None,
                 returned=time.time(),
@@ -317,6 +300,6 @@ class Scheduler:
                 worker_cores=list(outcome.worker_cores),
                 host=outcome.host,
                 pid=outcome.pid,
-                info=dict(info),
+                info=dict(pending.info),
             )
         )

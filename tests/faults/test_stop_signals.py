@@ -51,6 +51,9 @@ def test_a_signal_to_the_process_group_stops_in_order_and_the_run_resumes(tmp_pa
     assert campaign.wait_gone(procs, 15) == []
     assert (run / "timeline.json").exists()
 
+    if sig != signal.SIGINT:
+        return  # the resume after a stop is the same whatever the signal: checked once
+
     # a resume with an edited config is refused and changes nothing
     saved = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(saved.replace("samples: 30", "samples: 40", 1))
