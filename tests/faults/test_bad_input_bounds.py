@@ -278,3 +278,19 @@ def test_check_footprint_returns_the_numbers(tmp_path):
     fp = check_footprint(cfg, (64,), tmp_path / "not-yet")
     assert fp.disk_free_bytes and fp.disk_free_bytes > fp.store_bytes
     assert fp.memory_available_bytes and fp.memory_available_bytes > fp.memory_bytes
+
+
+def test_run_refuses_a_campaign_too_big_for_this_node_before_any_work(tmp_path):
+    # 10**8 samples a phase (the bound): ~134 GiB of store, ~60 GiB of training data per rank
+    path = _config(tmp_path, (("workflow", "phases"), [{"samples": 10**8, "epochs": 1}]))
+    run = subprocess.run(
+        [sys.executable, "-m", "streamal", "run", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert run.returncode == 2, run.stderr
+    line = _one_line_naming(run.stderr, "workflow.phases", "GiB", "free")
+    assert "of samples" in line or "of training data in memory" in line, line
+    assert not (tmp_path / "runs").exists(), "run created a run directory for a campaign too big"
