@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamal.errors import ConfigError, PluginError, StoreError, StreamalError
+from streamal.errors import ConfigError, PluginError, StoreError, StreamalError, one_line
 from streamal.lock import RunDirBusy
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _validate_footprint(cfg: RunConfig, run_dir: str | None) -> str:
     except Exception as exc:  # already reported by load_config, unless it is flaky
         raise ConfigError(
             f"simulator.options: building simulator {cfg.simulator.name!r} raised "
-            f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            f"{type(exc).__name__}: {one_line(exc)}"
         ) from None
     fp = check_footprint(cfg, shape, Path(run_dir) if run_dir else None, space=space)
     return f", store ~{human_bytes(fp.store_bytes)}, memory ~{human_bytes(fp.memory_bytes)}"

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from streamal.errors import ConfigError, PluginError, StreamalError
+from streamal.errors import ConfigError, PluginError, StreamalError, one_line
 
 SITES = ("local", "polaris", "perlmutter")
 
@@ -258,13 +258,9 @@ def _check_plugin_options(cfg: RunConfig) -> list[str]:
             except Exception as exc:  # a plugin's own bug: name it, no traceback
                 problems.append(
                     f"simulator.options: building simulator {pc.name!r} raised "
-                    f"{type(exc).__name__}: {_one_line(exc)}"
+                    f"{type(exc).__name__}: {one_line(exc)}"
                 )
     return problems
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or "(no message)"
 
 
 def check_site(site: SiteConfig) -> list[str]:

@@ -82,6 +82,14 @@ def write_with(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     return path
 
 
+def remove_temporaries(folder: str | Path, name: str = "*") -> None:
+    """Remove the temporary files (of ``name``, or any) that writers killed mid-write left in
+    ``folder``; only while no writer of that folder runs."""
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
 def write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and durably."""
     return write_with(path, lambda fh: fh.write(data))

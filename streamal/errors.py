@@ -7,6 +7,11 @@ import shutil
 from pathlib import Path
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a SyntaxError's or a plugin's may span several)."""
+    return " ".join(str(exc).split()) or "(no message)"
+
+
 class StreamalError(Exception):
     """Base class for every error streamal raises on purpose."""
 

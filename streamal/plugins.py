@@ -6,7 +6,7 @@ import importlib
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from streamal.errors import PluginError
+from streamal.errors import PluginError, one_line
 
 GROUPS: dict[str, str] = {
     "simulators": "streamal.simulators",
@@ -55,11 +55,11 @@ def load(kind: str, name: str) -> Any:
         try:
             imported = importlib.import_module(module)
         except (ImportError, ValueError) as exc:  # ValueError: ':x'
-            raise PluginError(f"cannot load {one} {name!r}: {_one_line(exc)}") from None
+            raise PluginError(f"cannot load {one} {name!r}: {one_line(exc)}") from None
         except Exception as exc:  # the module itself raised while being imported
             raise PluginError(
                 f"cannot load {one} {name!r}: importing {module!r} raised "
-                f"{type(exc).__name__}: {_one_line(exc)}"
+                f"{type(exc).__name__}: {one_line(exc)}"
             ) from None
         try:
             return getattr(imported, attr)
@@ -78,13 +78,8 @@ def load(kind: str, name: str) -> Any:
     except Exception as exc:  # a broken installed plugin: name it and what it raised
         raise PluginError(
             f"cannot load {one} {name!r} (entry point {eps[name].value!r} in group "
-            f"{GROUPS[kind]!r}): {type(exc).__name__}: {_one_line(exc)}"
+            f"{GROUPS[kind]!r}): {type(exc).__name__}: {one_line(exc)}"
         ) from None
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (a SyntaxError's may span several)."""
-    return " ".join(str(exc).split()) or "(no message)"
 
 
 def describe() -> dict[str, list[dict[str, str]]]:

@@ -37,7 +37,6 @@ from streamal.scheduler import Scheduler, TaskFailed
 from streamal.stale import stop_stale_processes
 from streamal.store import SampleStore
 
-EXIT_INTERRUPTED = 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 console = Console(stderr=True, soft_wrap=True)
 

@@ -32,7 +32,7 @@ from streamal.executors import POOLS, ensure_worker_commands_on_path
 from streamal.progress import PoolProgress
 from streamal.shutdown import kill_pools, stop_pools
 from streamal.task import CancelToken, TaskOutcome, execute
-from streamal.timeline import TaskRecord, Timeline
+from streamal.timeline import RUNNING, TaskRecord, Timeline
 
 if TYPE_CHECKING:
     import parsl
@@ -254,7 +254,7 @@ class Scheduler:
                 started=None,
                 ended=None,
                 returned=now,
-                status="running",
+                status=RUNNING,
                 info=dict(info),
             )
             record = functools.partial(self._record, pending)
@@ -300,6 +300,5 @@ class Scheduler:
                 worker_cores=list(outcome.worker_cores),
                 host=outcome.host,
                 pid=outcome.pid,
-                info=dict(pending.info),
             )
         )

@@ -15,24 +15,30 @@ import ctypes
 import os
 import signal
 import sys
+from collections.abc import Callable
 
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+ORPHANED_STATUS = 75  # exit status of a process that found its parent already gone
 
 
-def die_with_parent(sig: int = signal.SIGTERM, parent: int | None = None) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent thread exits.
-
-    Returns False where the call is not available (not Linux); exits at once if ``parent``
-    (the expected parent pid) is already gone, closing the race with the request.
-    """
+def libc_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux), or None. Look it up before a fork: a forked child must not
+    load libraries."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        ok = libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        ok = False
-    if parent is not None and os.getppid() != parent:
-        os._exit(0)
-    return ok
+        return None
+
+
+def die_with_parent(sig: int, parent: int, prctl: Callable[..., int] | None) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent thread exits; exit at
+    once if ``parent`` (the expected parent pid) is already gone, closing the race."""
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(ORPHANED_STATUS)
 
 
 def main(argv: list[str]) -> int:
@@ -40,7 +46,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m streamal.tether --parent PID CMD [ARG ...]", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited across exec
-    die_with_parent(signal.SIGTERM, parent=int(argv[1]))
+    die_with_parent(signal.SIGTERM, int(argv[1]), libc_prctl())
     os.execvp(argv[2], argv[2:])
     return 127  # pragma: no cover - execvp does not return
 

@@ -72,10 +72,10 @@ class Timeline:
             return next(self._ids)
 
     def submitted(self, record: TaskRecord) -> None:
-        """Note an attempt that was just submitted (status ``running``; not fsynced)."""
+        """Note an attempt that was just submitted (status :data:`RUNNING`; not fsynced)."""
         if self._dir is not None:
             with self._lock:
-                self._append(dataclasses.replace(record, status=RUNNING), sync=False)
+                self._append(record, sync=False)
 
     def add(self, record: TaskRecord) -> None:
         """Add the final record of an attempt (appended to ``timeline.jsonl`` and fsynced)."""

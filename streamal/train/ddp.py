@@ -18,7 +18,6 @@ rank everywhere), so a launcher killed with SIGKILL leaves no rank training behi
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ipaddress
 import os
 import signal
@@ -32,13 +31,12 @@ from typing import IO, Any
 
 from streamal import durable
 from streamal.errors import StreamalError
+from streamal.tether import die_with_parent, libc_prctl
 from streamal.train.spec import RankSpec, TrainSpec
 
 AFFINITY_VARIABLES = ("GOMP_CPU_AFFINITY", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES")
 STORE_FD_VARIABLE = "STREAMAL_STORE_FD"  # rank 0: the store's listening socket, inherited
 LAUNCHER_PID_VARIABLE = "STREAMAL_LAUNCHER_PID"  # every rank exits once this is not its parent
-ORPHANED_STATUS = 75  # a rank's exit status when it found its launcher gone
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TrainingError(StreamalError):
@@ -136,16 +134,6 @@ def rank_environment(
     return env
 
 
-def _libc_prctl() -> Callable[..., int] | None:
-    """libc's ``prctl`` (Linux), looked up here: the forked child must not load libraries."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
 def _before_exec(cores: set[int], launcher: int) -> Callable[[], None]:
     """What a rank runs between ``fork`` and ``exec``: pin it, and make it die with us.
 
@@ -153,15 +141,12 @@ def _before_exec(cores: set[int], launcher: int) -> Callable[[], None]:
     one calling :func:`train`, which does not return while a rank lives (HTEX runs a task in
     its worker process's main thread), so the signal means the launcher process died.
     """
-    prctl = _libc_prctl()
+    prctl = libc_prctl()
 
     def run() -> None:
         if cores:
             os.sched_setaffinity(0, cores)
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != launcher:  # the launcher died before the line above took hold
-            os._exit(ORPHANED_STATUS)
+        die_with_parent(signal.SIGKILL, launcher, prctl)
 
     return run
 
@@ -215,13 +200,6 @@ def _wait(procs: list[tuple[RankSpec, subprocess.Popen, Path]], timeout: float |
         raise TrainingError(f"DDP rank {r.rank} {why}:\n{tail}")
 
 
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary files of writers killed mid-write (see :mod:`streamal.durable`)."""
-    for tmp in out.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-
-
 def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
     """Run one DDP training to completion; return the best checkpoint, history and rank reports.
 
@@ -232,7 +210,7 @@ def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     interface = interface_of(spec.master_addr)
-    _remove_stale_temporaries(out)
+    durable.remove_temporaries(out)
     spec_path = spec.write(out / "spec.json")
     base = dict(os.environ)
     procs: list[tuple[RankSpec, subprocess.Popen, Path]] = []

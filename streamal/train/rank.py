@@ -22,13 +22,9 @@ from typing import Any
 import numpy as np
 
 from streamal import durable
+from streamal.tether import ORPHANED_STATUS
 from streamal.train.checkpoint import load_checkpoint, save_checkpoint
-from streamal.train.ddp import (
-    LAUNCHER_PID_VARIABLE,
-    ORPHANED_STATUS,
-    STORE_FD_VARIABLE,
-    listen_socket,
-)
+from streamal.train.ddp import LAUNCHER_PID_VARIABLE, STORE_FD_VARIABLE, listen_socket
 from streamal.train.spec import TrainSpec
 
 LAUNCHER_CHECK_S = 1.0  # how often a rank checks that its launcher is alive

@@ -33,9 +33,7 @@ def _load_batch(path: Path) -> dict[str, Any] | None:
     try:
         with np.load(path) as saved:
             return {key: saved[key] for key in saved.files}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):  # missing, or torn
         return None
 
 

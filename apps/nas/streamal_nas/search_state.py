@@ -25,7 +25,6 @@ decisions tagged with another session.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import uuid
@@ -185,13 +184,9 @@ class SearchState:
         for path in sorted(ckpt_dir.glob("*.pt")):
             if path.stem not in trained:
                 path.unlink(missing_ok=True)
-        leftovers = [
-            *(p for folder in (self.dir, decisions_dir, ckpt_dir) for p in folder.glob("*.tmp")),
-            *records_path.parent.glob(f".{records_path.name}.*.tmp"),
-        ]
-        for path in leftovers:  # pathlib's glob matches dot files
-            with contextlib.suppress(OSError):
-                path.unlink()
+        for folder in (self.dir, decisions_dir, ckpt_dir):
+            durable.remove_temporaries(folder)
+        durable.remove_temporaries(records_path.parent, records_path.name)
 
 
 def _valid(data: Any) -> bool:
