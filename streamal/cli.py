@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamal.errors import ConfigError, PluginError, StoreError, StreamalError, one_line
+from streamal.errors import ConfigError, PluginError, StoreError, StreamalError
 from streamal.lock import RunDirBusy
 
 if TYPE_CHECKING:
@@ -52,21 +52,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _validate_footprint(cfg: RunConfig, run_dir: str | None) -> str:
-    """``check_footprint`` for ``validate``; returns ``", store ~1.2 GiB"`` for its ok line."""
-    if cfg.simulator is None:
-        return ""
-    from streamal import plugins
-    from streamal.footprint import check_footprint, human_bytes
+    """``check_campaign`` for ``validate``; returns ``", store ~1.2 GiB, ..."`` for its ok line."""
+    from streamal.footprint import check_campaign, human_bytes
 
-    try:
-        sim = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
-        shape, space = tuple(sim.output_shape), sim.space
-    except Exception as exc:  # already reported by load_config, unless it is flaky
-        raise ConfigError(
-            f"simulator.options: building simulator {cfg.simulator.name!r} raised "
-            f"{type(exc).__name__}: {one_line(exc)}"
-        ) from None
-    fp = check_footprint(cfg, shape, Path(run_dir) if run_dir else None, space=space)
+    fp = check_campaign(cfg, Path(run_dir) if run_dir else None)
+    if fp is None:
+        return ""
     return f", store ~{human_bytes(fp.store_bytes)}, memory ~{human_bytes(fp.memory_bytes)}"
 
 

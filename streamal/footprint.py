@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streamal.errors import ConfigError
+from streamal.errors import ConfigError, one_line
 
 if TYPE_CHECKING:
     from streamal.config import RunConfig
@@ -273,3 +273,25 @@ def check_footprint(
             f"{human_bytes(memory)} {where}; lower the sample counts"
         )
     return dataclasses.replace(fp, disk_free_bytes=disk_free, memory_available_bytes=memory)
+
+
+def check_campaign(cfg: RunConfig, run_dir: Path | None) -> Footprint | None:
+    """:func:`check_footprint` with the input shape and space of the configured simulator
+    (built here); None when the config names no simulator.
+
+    Raises:
+        ConfigError: The campaign cannot fit, or building the simulator failed.
+    """
+    if cfg.simulator is None:
+        return None
+    from streamal import plugins
+
+    try:
+        sim = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
+        shape, space = tuple(sim.output_shape), sim.space
+    except Exception as exc:  # already reported by load_config, unless it is flaky
+        raise ConfigError(
+            f"simulator.options: building simulator {cfg.simulator.name!r} raised "
+            f"{type(exc).__name__}: {one_line(exc)}"
+        ) from None
+    return check_footprint(cfg, shape, run_dir, space=space)

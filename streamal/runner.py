@@ -29,7 +29,7 @@ from streamal import durable, plugins
 from streamal.config import RunConfig, load_config
 from streamal.errors import ConfigError, DiskFullError
 from streamal.executors import build_parsl_config
-from streamal.footprint import check_footprint, human_bytes
+from streamal.footprint import check_campaign, human_bytes
 from streamal.lock import RunDirLock
 from streamal.metrics import MetricsLog
 from streamal.node import NodePlan, plan_for
@@ -127,7 +127,7 @@ def prepare_run_dir(
                     "(run -> given):\n  " + "\n  ".join(diff)
                 )
         _check_unchanged(path, cfg)
-        _check_fits(cfg, None)  # memory only: the store is partly written already
+        check_campaign(cfg, None)  # memory only: the store is partly written already
         stopped = stop_stale_processes(path)
         if stopped:
             console.print(f"[yellow]stopped {stopped} process(es) left by the previous driver")
@@ -138,7 +138,7 @@ def prepare_run_dir(
     path = Path(run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if (path / "config.yaml").exists():
         raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
-    _check_fits(cfg, path)
+    check_campaign(cfg, path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         if hold is not None:
@@ -150,14 +150,6 @@ def prepare_run_dir(
     except OSError as exc:
         raise ConfigError(f"--run-dir {path}: cannot write there ({_why(exc)})") from None
     return cfg, path, False
-
-
-def _check_fits(cfg: RunConfig, run_dir: Path | None) -> None:
-    """Refuse, before anything runs, a campaign whose store or arrays cannot fit."""
-    if cfg.simulator is None:
-        return
-    simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
-    check_footprint(cfg, tuple(simulator.output_shape), run_dir, space=simulator.space)
 
 
 def _why(exc: BaseException) -> str:
