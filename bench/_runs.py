@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from streamal.timeline import load_records
+from streamal.runtime.timeline import load_records
 
 
 def run_config(config: dict[str, Any], run_dir: Path, timeout: float = 1800) -> Path:

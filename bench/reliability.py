@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _paths = (str(ROOT), os.environ.get("PYTHONPATH"))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in _paths if p)  # workers import tests.helpers
 
-from streamal.store import SampleStore  # noqa: E402
+from streamal.data.store import SampleStore  # noqa: E402
 from tests.faults import campaign  # noqa: E402
 
 

@@ -3,8 +3,8 @@
     python bench/scheduler_overhead.py [--tasks 500] [--rounds 3] [--json]
 
 Each round loads the same two-pool Parsl config twice — once submitting ``--tasks`` no-op
-apps straight to Parsl, once through :class:`streamal.scheduler.Scheduler` (timeline records,
-cancel tokens, retries) — alternating which goes first. Reports medians and their ratio.
+apps straight to Parsl, once through :class:`streamal.runtime.scheduler.Scheduler` (timeline
+records, cancel tokens, retries) — alternating which goes first. Reports medians and their ratio.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from streamal.cluster.parsl_config import build_parsl_config, ensure_worker_commands_on_path  # noqa: E402
+from streamal.cluster.plan import plan_for  # noqa: E402
 from streamal.config import SchedulerConfig, SiteConfig  # noqa: E402
-from streamal.executors import build_parsl_config, ensure_worker_commands_on_path  # noqa: E402
-from streamal.node import plan_for  # noqa: E402
-from streamal.scheduler import Scheduler  # noqa: E402
+from streamal.runtime.scheduler import Scheduler  # noqa: E402
 
 
 def noop() -> None:

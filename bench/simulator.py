@@ -144,12 +144,12 @@ def _pool_rate(workers: int, chunks: int, chunk: int) -> float:
     import asyncio
     import json as _json
 
+    from streamal.cluster.parsl_config import build_parsl_config
+    from streamal.cluster.plan import NodePlan, TrainerRank
     from streamal.config import SchedulerConfig, SiteConfig
-    from streamal.executors import build_parsl_config
-    from streamal.node import NodePlan, TrainerRank
     from streamal.policy import UniformPolicy
-    from streamal.scheduler import Scheduler
-    from streamal.simulate import simulate_chunk
+    from streamal.runtime.scheduler import Scheduler
+    from streamal.simulation.batches import simulate_chunk
 
     cores = sorted(os.sched_getaffinity(0))[:workers]
     # the trainer rank is idle here; it may share a core with the simulators

@@ -25,8 +25,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from streamal.data.store import SampleStore  # noqa: E402
 from streamal.policy import UniformPolicy  # noqa: E402
-from streamal.store import SampleStore  # noqa: E402
 from streamal.train.ddp import train  # noqa: E402
 from streamal.train.spec import RankSpec, TrainSpec  # noqa: E402
 from streamal_diffraction.simulator import TofDiffractionSimulator  # noqa: E402

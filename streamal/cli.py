@@ -62,8 +62,8 @@ def _validate_footprint(cfg: RunConfig, run_dir: str | None) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from streamal.cluster.plan import NodePlan, describe, site_topology
     from streamal.config import SiteConfig, load_config
-    from streamal.node import NodePlan, describe, site_topology
 
     site = load_config(args.config).site if args.config else SiteConfig()
     name = args.site or site.name

@@ -264,7 +264,7 @@ def _check_plugin_options(cfg: RunConfig) -> list[str]:
 
 
 def check_site(site: SiteConfig) -> list[str]:
-    """Problems that :func:`~streamal.node.plan_for` would raise when the run starts.
+    """Problems that :func:`~streamal.cluster.plan.plan_for` would raise when the run starts.
 
     ``local`` is checked against this node's usable cores and GPUs, the batch sites against
     their profiles, so ``validate`` refuses what ``run`` would refuse after preparing the run.
@@ -272,7 +272,7 @@ def check_site(site: SiteConfig) -> list[str]:
     Returns:
         One ``site.<key>: ...`` line per problem (at most one).
     """
-    from streamal.node import NodePlan, site_topology
+    from streamal.cluster.plan import NodePlan, site_topology
 
     try:
         topology = site_topology(site.name)

@@ -24,7 +24,7 @@ from streamal.errors import ConfigError, one_line
 
 if TYPE_CHECKING:
     from streamal.config import RunConfig
-    from streamal.space import ParameterSpace
+    from streamal.data.space import ParameterSpace
 
 #: Bytes per stored sample beyond its input and parameters: the ``classes``, ``phase``,
 #: ``split``, ``origin`` and ``batch`` columns (11 bytes) plus HDF5 chunk overhead.
@@ -160,7 +160,7 @@ def estimate_footprint(
         The numbers, with ``disk_free_bytes`` and ``memory_available_bytes`` left ``None``.
     """
     from streamal import plugins
-    from streamal.node import plan_for
+    from streamal.cluster.plan import plan_for
 
     if cfg.simulator is None:  # nothing is simulated, nothing is stored
         return Footprint(0, 0, 0, 0, 0, 0, None, 0, 0, 0, 0, None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from streamal import durable
-from streamal.timeline import TaskRecord, load_records
+from streamal.runtime.timeline import TaskRecord, load_records
 
 
 def _records(run_dir: Path) -> list[TaskRecord]:
@@ -234,7 +234,7 @@ def write_report(run_dir: Path) -> list[Path]:
 
 def store_summary(path: Path) -> dict:
     """Samples per split and phase, and the failed samples, of a store."""
-    from streamal.store import SPLITS, SampleStore
+    from streamal.data.store import SPLITS, SampleStore
 
     with SampleStore(path, mode="r") as store:
         failures = store.failures()

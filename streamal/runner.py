@@ -26,16 +26,16 @@ from typing import Any
 from rich.console import Console
 
 from streamal import durable, plugins
+from streamal.cluster.parsl_config import build_parsl_config
+from streamal.cluster.plan import NodePlan, plan_for
 from streamal.config import RunConfig, load_config
+from streamal.data.store import SampleStore
 from streamal.errors import ConfigError, DiskFullError
-from streamal.executors import build_parsl_config
 from streamal.footprint import check_campaign, human_bytes
 from streamal.lock import RunDirLock
-from streamal.metrics import MetricsLog
-from streamal.node import NodePlan, plan_for
-from streamal.scheduler import Scheduler, TaskFailed
-from streamal.stale import stop_stale_processes
-from streamal.store import SampleStore
+from streamal.runtime.scheduler import Scheduler, TaskFailed
+from streamal.runtime.stale import stop_stale_processes
+from streamal.train.metrics import MetricsLog
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 console = Console(stderr=True, soft_wrap=True)

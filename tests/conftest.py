@@ -20,8 +20,8 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture
 def local_plan():
+    from streamal.cluster.plan import plan_for
     from streamal.config import SiteConfig
-    from streamal.node import plan_for
 
     return plan_for(SiteConfig())
 
@@ -29,9 +29,9 @@ def local_plan():
 @pytest.fixture
 def run_scheduler(tmp_path, local_plan):
     """Call ``run_scheduler(coro_fn)`` to run ``coro_fn(scheduler)`` inside a live scheduler."""
+    from streamal.cluster.parsl_config import build_parsl_config
     from streamal.config import SchedulerConfig, SiteConfig
-    from streamal.executors import build_parsl_config
-    from streamal.scheduler import Scheduler
+    from streamal.runtime.scheduler import Scheduler
 
     def runner(coro_fn, *, retries: int = 2):
         cfg = build_parsl_config(local_plan, SiteConfig(), SchedulerConfig(), tmp_path)

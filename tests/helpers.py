@@ -35,7 +35,7 @@ def flaky(marker: str, failures: int) -> str:
 
 
 def poll_until_cancelled(limit: float) -> str:
-    from streamal.task import raise_if_cancelled
+    from streamal.runtime.task import raise_if_cancelled
 
     deadline = time.time() + limit
     while time.time() < deadline:
@@ -57,7 +57,7 @@ class TinyModel:
 def _tiny_class():
     import numpy as np
 
-    from streamal.model import ModelPlugin
+    from streamal.train.model import ModelPlugin
 
     class _Tiny(ModelPlugin):
         name = "tiny"
@@ -112,7 +112,7 @@ def _tiny_class():
 
 
 def peaks_space():
-    from streamal.space import ClassSpace, ParameterSpace
+    from streamal.data.space import ClassSpace, ParameterSpace
 
     return ParameterSpace(
         ("centre", "width"),
@@ -126,7 +126,7 @@ def peaks_space():
 def _peaks_simulator_class():
     import numpy as np
 
-    from streamal.simulator import Simulator
+    from streamal.simulation.simulator import Simulator
 
     class PeaksSimulator(Simulator):
         """One Gaussian peak on 64 points; ``fail_above`` makes centres above it raise."""

@@ -14,7 +14,7 @@ import signal
 
 import numpy as np
 
-from streamal.store import SampleStore
+from streamal.data.store import SampleStore
 
 SHAPE = (512,)
 LAYOUT = {"param_names": ["x", "y"], "class_names": ["a", "b", "c"], "input_shape": SHAPE}

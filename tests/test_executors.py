@@ -3,9 +3,9 @@ from parsl.executors import HighThroughputExecutor
 from parsl.launchers import MpiExecLauncher, SrunLauncher
 from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
+from streamal.cluster.parsl_config import affinity_list, build_parsl_config
+from streamal.cluster.plan import NodePlan, site_topology
 from streamal.config import SchedulerConfig, SiteConfig
-from streamal.executors import affinity_list, build_parsl_config
-from streamal.node import NodePlan, site_topology
 
 
 def _build(tmp_path, **site):

@@ -9,8 +9,8 @@ pytest.importorskip("mpi4py")
 pytestmark = pytest.mark.mpi
 
 from streamal.errors import SimulationError  # noqa: E402
-from streamal.mpi import simulate_chunk_mpi  # noqa: E402
-from streamal.simulate import simulate_chunk  # noqa: E402
+from streamal.simulation.batches import simulate_chunk  # noqa: E402
+from streamal.simulation.mpi import simulate_chunk_mpi  # noqa: E402
 
 SIM = "tests.helpers:PeaksSimulator"
 
@@ -41,7 +41,7 @@ def test_a_baseline_run_in_mpi_launch_mode(tmp_path):
     cfg = {**CONFIG, "simulator": sim}
     res = _run(tmp_path, cfg)
     assert res.returncode == 0, res.stderr[-3000:]
-    from streamal.store import SampleStore
+    from streamal.data.store import SampleStore
 
     with SampleStore(tmp_path / "run" / "store.h5", mode="r") as s:
         assert len(s) == 160 and not s.failures()

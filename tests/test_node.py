@@ -1,7 +1,8 @@
 import pytest
 
+from streamal.cluster.plan import NodePlan, site_topology
+from streamal.cluster.topology import Topology, parse_cpulist
 from streamal.errors import ConfigError
-from streamal.node import NodePlan, Topology, parse_cpulist, site_topology
 
 
 def test_parse_cpulist():

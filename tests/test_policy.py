@@ -3,10 +3,10 @@ import pytest
 from scipy import stats
 from scipy.special import ndtr
 
+from streamal.data.space import ClassSpace, ParameterSpace
 from streamal.errors import ParameterError
 from streamal.policy import SweepPolicy, UniformPolicy, check_policy
 from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
-from streamal.space import ClassSpace, ParameterSpace
 
 SPACE = ParameterSpace(
     ("a", "c", "alpha"),

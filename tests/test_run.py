@@ -10,7 +10,7 @@ import time
 import numpy as np
 import yaml
 
-from streamal.store import SampleStore
+from streamal.data.store import SampleStore
 
 CONFIG = {
     "name": "e2e",

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from streamal.scheduler import TaskCancelledError, TaskFailed
-from streamal.timeline import TaskRecord
+from streamal.runtime.scheduler import TaskCancelledError, TaskFailed
+from streamal.runtime.timeline import TaskRecord
 from tests import helpers
 
 REQUIRED = (

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
+from streamal.data.store import SPACE_MARGIN, SampleStore
 from streamal.errors import DiskFullError, StoreError
-from streamal.store import SPACE_MARGIN, SampleStore
 from tests.store_writer import batch
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamal.space import ClassSpace, ParameterSpace
-from streamal.store import SampleStore
+from streamal.data.space import ClassSpace, ParameterSpace
+from streamal.data.store import SampleStore
 from streamal.train.checkpoint import load_checkpoint
 from streamal.train.ddp import TrainingError, train
 from streamal.train.spec import RankSpec, TrainSpec, scheduled_epochs

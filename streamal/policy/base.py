@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from streamal.space import ParameterSpace
+from streamal.data.space import ParameterSpace
 
 
 class NoOptions(BaseModel):

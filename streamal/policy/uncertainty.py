@@ -27,10 +27,10 @@ from scipy.special import ndtr
 from scipy.stats import truncnorm
 
 from streamal.config import MAX_SAMPLES
+from streamal.data.space import ParameterSpace
 from streamal.errors import ParameterError
 from streamal.policy.base import Policy
 from streamal.policy.uniform import SweepPolicy, _separated
-from streamal.space import ParameterSpace
 
 
 class UncertaintyMixtureOptions(BaseModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from streamal.data.space import ClassSpace
 from streamal.policy.base import Policy
-from streamal.space import ClassSpace
 
 
 def _separated(c: ClassSpace, free: np.ndarray) -> np.ndarray:

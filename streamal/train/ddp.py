@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from streamal import durable
 from streamal.errors import StreamalError
-from streamal.tether import die_with_parent, libc_prctl
+from streamal.runtime.tether import die_with_parent, libc_prctl
 from streamal.train.spec import RankSpec, TrainSpec
 
 AFFINITY_VARIABLES = ("GOMP_CPU_AFFINITY", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES")

@@ -32,7 +32,7 @@ def predict_uncertainty(
     import torch
 
     from streamal import plugins
-    from streamal.space import ParameterSpace
+    from streamal.data.space import ParameterSpace
     from streamal.train.checkpoint import load_checkpoint
 
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from streamal import durable
-from streamal.tether import ORPHANED_STATUS
+from streamal.runtime.tether import ORPHANED_STATUS
 from streamal.train.checkpoint import load_checkpoint, save_checkpoint
 from streamal.train.ddp import LAUNCHER_PID_VARIABLE, STORE_FD_VARIABLE, listen_socket
 from streamal.train.spec import TrainSpec
@@ -202,7 +202,7 @@ def run_rank(spec: TrainSpec, rank: int) -> dict[str, Any]:
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
     from streamal import plugins
-    from streamal.space import ParameterSpace
+    from streamal.data.space import ParameterSpace
 
     me = spec.ranks[rank]
     if me.cores:  # pinned: one thread per owned core; unpinned: torch's own default

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from streamal import durable, plugins
-from streamal.executors import TRAIN_POOL
 from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
 from streamal.policy.uniform import SweepPolicy
+from streamal.runtime.pools import TRAIN_POOL
 from streamal.train.predict import predict_uncertainty
 from streamal.workflows.base import SplitOptions, Workflow
 

@@ -11,15 +11,15 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from streamal.cluster.plan import NodePlan
 from streamal.config import RunConfig
+from streamal.data.space import ParameterSpace
+from streamal.data.store import SampleStore
 from streamal.errors import ConfigError
-from streamal.executors import TRAIN_POOL
-from streamal.metrics import MetricsLog
-from streamal.node import NodePlan
-from streamal.scheduler import Scheduler
-from streamal.simulate import SimulationReport, simulate_batch
-from streamal.space import ParameterSpace
-from streamal.store import SampleStore
+from streamal.runtime.pools import TRAIN_POOL
+from streamal.runtime.scheduler import Scheduler
+from streamal.simulation.batches import SimulationReport, simulate_batch
+from streamal.train.metrics import MetricsLog
 from streamal.train.spec import RankSpec, TrainSpec
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "study": 3}

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import AfterValidator, Field
 
 from streamal import durable
-from streamal.timeline import TaskRecord
+from streamal.runtime.timeline import TaskRecord
 from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 import yaml
 
-from streamal.store import SampleStore
+from streamal.data.store import SampleStore
 from tests.test_workflows import _config
 
 # serial workflow on the test simulator: 2 classes x (train 24, val 12, test 12, study 16)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from streamal.store import SampleStore
+from streamal.data.store import SampleStore
 from tests.test_run import CONFIG, _run
 
 pytestmark = pytest.mark.faults

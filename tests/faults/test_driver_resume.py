@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from streamal.store import SampleStore
+from streamal.data.store import SampleStore
 from tests.faults import campaign
 from tests.test_run import streamal_run
 from tests.test_workflows import _config

@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from streamal.data.store import SPACE_MARGIN, SampleStore
 from streamal.errors import DiskFullError
-from streamal.store import SPACE_MARGIN, SampleStore
 from tests.store_writer import LAYOUT, batch
 
 pytestmark = pytest.mark.faults

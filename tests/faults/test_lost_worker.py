@@ -19,7 +19,7 @@ def test_killed_sim_worker_task_is_retried(run_scheduler, tmp_path):
 
 
 def test_run_with_a_killed_sim_worker_stores_every_sample_once(tmp_path):
-    from streamal.store import SampleStore
+    from streamal.data.store import SampleStore
     from tests.test_run import CONFIG, _run
 
     cfg = {

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from streamal import durable
-from streamal.metrics import MetricsLog
-from streamal.timeline import TaskRecord, Timeline, load_records
+from streamal.runtime.timeline import TaskRecord, Timeline, load_records
+from streamal.train.metrics import MetricsLog
 from streamal.workflows.active import _load_batch
 from tests.test_run import CONFIG, _run
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from streamal.errors import PluginError
-from streamal.simulator import Simulator
+from streamal.simulation.simulator import Simulator
 from streamal_diffraction.instrument import tof_grid
 from streamal_diffraction.spaces import DEFAULT_CLASSES, parameter_space
 
@@ -41,8 +41,12 @@ class CryspyTofSimulator(Simulator):
             raise PluginError(
                 f"diffraction-cryspy supports classes {list(PAPER_CLASSES)}, not {unsupported}"
             )
-        self._options: dict[str, Any] = {"preset": preset, "classes": list(classes),
-                                         "ranges": ranges, "cutoff_fwhm": cutoff_fwhm}
+        self._options: dict[str, Any] = {
+            "preset": preset,
+            "classes": list(classes),
+            "ranges": ranges,
+            "cutoff_fwhm": cutoff_fwhm,
+        }
         self.space = parameter_space(preset, classes, ranges)
         self.output_shape = (len(tof_grid()),)
 
@@ -51,6 +55,7 @@ class CryspyTofSimulator(Simulator):
 
         out = np.empty((len(classes), *self.output_shape), dtype=np.float32)
         for i, (k, row) in enumerate(zip(classes, params, strict=True)):
-            out[i] = cryspy_pattern(self.space.class_names[int(k)], row,
-                                    self._options["cutoff_fwhm"]).pattern
+            out[i] = cryspy_pattern(
+                self.space.class_names[int(k)], row, self._options["cutoff_fwhm"]
+            ).pattern
         return out

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamal.model import ModelPlugin
-from streamal.space import ParameterSpace
+from streamal.data.space import ParameterSpace
+from streamal.train.model import ModelPlugin
 
 
 class CnnOptions(BaseModel):
@@ -76,8 +76,11 @@ class DiffractionCnn(ModelPlugin):
         for i, cout in enumerate(o.channels):
             k = o.kernels[min(i, len(o.kernels) - 1)]
             stride = 1 if i == 0 else 2
-            layers += [nn.Conv1d(cin, cout, k, stride=stride), nn.LeakyReLU(o.negative_slope),
-                       nn.MaxPool1d(2)]
+            layers += [
+                nn.Conv1d(cin, cout, k, stride=stride),
+                nn.LeakyReLU(o.negative_slope),
+                nn.MaxPool1d(2),
+            ]
             length = ((length - k) // stride + 1) // 2
             cin = cout
         n_classes, n_targets = len(self.space.classes), len(self.target_names)
@@ -85,9 +88,12 @@ class DiffractionCnn(ModelPlugin):
         class Net(nn.Module):
             def __init__(self) -> None:
                 super().__init__()
-                self.features = nn.Sequential(*layers, nn.Flatten(),
-                                              nn.Linear(cin * length, o.hidden),
-                                              nn.LeakyReLU(o.negative_slope))
+                self.features = nn.Sequential(
+                    *layers,
+                    nn.Flatten(),
+                    nn.Linear(cin * length, o.hidden),
+                    nn.LeakyReLU(o.negative_slope),
+                )
                 self.classify = nn.Linear(o.hidden, n_classes)
                 self.regress = nn.Linear(o.hidden, n_targets + 1)
 
@@ -119,8 +125,7 @@ class DiffractionCnn(ModelPlugin):
         ce = F.cross_entropy(logits, classes)
         sq = ((targets - y_hat) ** 2).sum(dim=1)
         nll = (sq * (-log_var).exp() + log_var).mean()
-        return ce + nll, {"class_loss": ce.item(), "nll": nll.item(),
-                          "mse": sq.mean().item()}
+        return ce + nll, {"class_loss": ce.item(), "nll": nll.item(), "mse": sq.mean().item()}
 
     def metrics(self, output, classes, targets) -> dict[str, float]:
         import torch.nn.functional as F
@@ -143,5 +148,7 @@ class DiffractionCnn(ModelPlugin):
         logits, _, log_var = self._split(output)
         p = torch.softmax(logits, dim=1)
         entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
-        return {"variance": log_var.exp().detach().cpu().numpy(),
-                "entropy": entropy.detach().cpu().numpy()}
+        return {
+            "variance": log_var.exp().detach().cpu().numpy(),
+            "entropy": entropy.detach().cpu().numpy(),
+        }

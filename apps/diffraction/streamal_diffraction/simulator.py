@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from streamal.data.space import ClassSpace
 from streamal.errors import ParameterError
-from streamal.simulator import Simulator
-from streamal.space import ClassSpace
+from streamal.simulation.simulator import Simulator
 from streamal_diffraction.cell import (
     CELL_PARAMS,
     METRIC_KEYS,

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from streamal.data.space import ClassSpace, ParameterSpace
 from streamal.errors import ParameterError
-from streamal.space import ClassSpace, ParameterSpace
 from streamal_diffraction.cell import CELL_PARAMS
 
 ALL_CLASSES = (

@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("cryspy")
 
-from streamal.simulator import check_simulator  # noqa: E402
+from streamal.simulation.simulator import check_simulator  # noqa: E402
 from streamal_diffraction.cryspy_simulator import CryspyTofSimulator  # noqa: E402
 from streamal_diffraction.simulator import TofDiffractionSimulator  # noqa: E402
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamal.errors import ParameterError
-from streamal.simulator import check_simulator
+from streamal.simulation.simulator import check_simulator
 from streamal_diffraction import ALL_CLASSES, TofDiffractionSimulator, parameter_space, tof_grid
 
 

@@ -137,7 +137,7 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     import torch
 
     from streamal import durable
-    from streamal.task import cancelled
+    from streamal.runtime.task import cancelled
     from streamal.train.checkpoint import load_checkpoint
 
     from .energy import EnergyMeter
@@ -300,7 +300,7 @@ def run_prediction_engine(
         ``decisions`` made by this task (``{candidate: Decision dict}``), ``passes``,
         ``records`` consumed and ``busy_s`` spent fitting.
     """
-    from streamal.task import cancelled
+    from streamal.runtime.task import cancelled
 
     engine = PredictionEngine(prediction_config(config))
     session = fence.session if fence is not None else None

@@ -42,8 +42,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from streamal.executors import SIM_POOL, TRAIN_POOL, sim_core_groups
-from streamal.scheduler import Scheduler, TaskCancelledError
+from streamal.cluster.parsl_config import sim_core_groups
+from streamal.runtime.pools import SIM_POOL, TRAIN_POOL
+from streamal.runtime.scheduler import Scheduler, TaskCancelledError
 from streamal.workflows.base import Workflow
 
 from .energy import energy_objective

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from streamal.data.space import ParameterSpace
 from streamal.errors import ParameterError, SimulationError
-from streamal.space import ParameterSpace
 
 
 class Simulator(ABC):

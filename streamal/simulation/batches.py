@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from streamal.executors import SIM_POOL
+from streamal.runtime.pools import SIM_POOL
 
 if TYPE_CHECKING:
-    from streamal.scheduler import Scheduler
-    from streamal.store import SampleStore
+    from streamal.data.store import SampleStore
+    from streamal.runtime.scheduler import Scheduler
 
 
 @lru_cache(maxsize=4)
@@ -65,8 +65,8 @@ async def simulate_batch(
     """Simulate ``params`` in chunks on the sim pool and append each chunk as it returns."""
     import json
 
-    from streamal.mpi import simulate_chunk_mpi
-    from streamal.scheduler import TaskFailed
+    from streamal.runtime.scheduler import TaskFailed
+    from streamal.simulation.mpi import simulate_chunk_mpi
 
     options_json = json.dumps(options, sort_keys=True)
     report = SimulationReport()

@@ -23,17 +23,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streamal.node import NodePlan
-from streamal.tether import launch_command
+from streamal.cluster.plan import NodePlan
+from streamal.runtime.pools import SIM_POOL, TRAIN_POOL
+from streamal.runtime.tether import launch_command
 
 if TYPE_CHECKING:
     import parsl
 
     from streamal.config import SchedulerConfig, SiteConfig
 
-SIM_POOL = "sim"
-TRAIN_POOL = "train"
-POOLS = (SIM_POOL, TRAIN_POOL)
 LOOPBACK = "127.0.0.1"
 HIDE_GPUS = "export CUDA_VISIBLE_DEVICES=''"
 
@@ -129,7 +127,7 @@ def build_parsl_config(
     encrypted = site.encrypted if site.encrypted is not None else not local
     address = {"address": LOOPBACK, "loopback_address": LOOPBACK} if local else {}
     common = {
-        # the interchange ignores Ctrl-C and dies with the driver (see streamal.tether)
+        # the interchange ignores Ctrl-C and dies with the driver (see streamal.runtime.tether)
         "interchange_launch_cmd": launch_command(["interchange.py"]),
         "encrypted": encrypted,
         "heartbeat_period": 5,

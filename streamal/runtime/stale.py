@@ -32,7 +32,7 @@ def _names(arg: str, cwd: str | None, root: Path) -> bool:
     return False
 
 
-_OURS = ("process_worker_pool.py", "streamal.train.rank", "streamal.tether")
+_OURS = ("process_worker_pool.py", "streamal.train.rank", "streamal.runtime.tether")
 
 
 def _ours(cmdline: list[str]) -> bool:

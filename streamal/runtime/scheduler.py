@@ -9,8 +9,8 @@ Example::
 
 Any number of tasks may be in flight per pool (Parsl queues them on the pool's workers).
 A failed attempt is retried up to ``retries`` times; each attempt leaves a
-:class:`~streamal.timeline.TaskRecord`. :meth:`TaskHandle.cancel` asks a running task to stop
-through its :class:`~streamal.task.CancelToken`.
+:class:`~streamal.runtime.timeline.TaskRecord`. :meth:`TaskHandle.cancel` asks a running
+task to stop through its :class:`~streamal.runtime.task.CancelToken`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamal.cluster.parsl_config import ensure_worker_commands_on_path
 from streamal.errors import StreamalError
-from streamal.executors import POOLS, ensure_worker_commands_on_path
-from streamal.progress import PoolProgress
-from streamal.shutdown import kill_pools, stop_pools
-from streamal.task import CancelToken, TaskOutcome, execute
-from streamal.timeline import RUNNING, TaskRecord, Timeline
+from streamal.runtime.pools import POOLS
+from streamal.runtime.progress import PoolProgress
+from streamal.runtime.shutdown import kill_pools, stop_pools
+from streamal.runtime.task import CancelToken, TaskOutcome, execute
+from streamal.runtime.timeline import RUNNING, TaskRecord, Timeline
 
 if TYPE_CHECKING:
     import parsl
@@ -107,7 +108,7 @@ class Scheduler:
 
     Args:
         parsl_config: The ``parsl.Config`` to load
-            (see :func:`streamal.executors.build_parsl_config`).
+            (see :func:`streamal.cluster.parsl_config.build_parsl_config`).
         run_dir: Where ``timeline.json(l)`` and cancel tokens live; a temporary folder if None.
         retries: Extra attempts after a failure, unless a call overrides it.
         progress: Show a live rich display per pool.
@@ -143,7 +144,7 @@ class Scheduler:
 
         ensure_worker_commands_on_path()
         # In this (the loop's) thread: the interchange is tied to the thread that starts it
-        # (it dies with it, see streamal.tether), and this one lives as long as the run.
+        # (it dies with it, see streamal.runtime.tether), and this one lives as long as the run.
         self._dfk = parsl.load(self.parsl_config)
         for pool in self.pools:
             self._apps[pool] = python_app(execute, executors=[pool], data_flow_kernel=self._dfk)

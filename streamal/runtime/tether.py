@@ -1,4 +1,4 @@
-"""``python -m streamal.tether --parent PID CMD ...``: run CMD tied to the driver's life.
+"""``python -m streamal.runtime.tether --parent PID CMD ...``: run CMD tied to the driver's life.
 
 The Parsl interchange is started through this wrapper (``interchange_launch_cmd``), so it
 
@@ -43,7 +43,9 @@ def die_with_parent(sig: int, parent: int, prctl: Callable[..., int] | None) -> 
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[0] != "--parent":
-        print("usage: python -m streamal.tether --parent PID CMD [ARG ...]", file=sys.stderr)
+        print(
+            "usage: python -m streamal.runtime.tether --parent PID CMD [ARG ...]", file=sys.stderr
+        )
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited across exec
     die_with_parent(signal.SIGTERM, int(argv[1]), libc_prctl())
@@ -53,7 +55,7 @@ def main(argv: list[str]) -> int:
 
 def launch_command(cmd: list[str]) -> list[str]:
     """``cmd`` wrapped so that it is tied to this process (the driver)."""
-    return [sys.executable, "-m", "streamal.tether", "--parent", str(os.getpid()), *cmd]
+    return [sys.executable, "-m", "streamal.runtime.tether", "--parent", str(os.getpid()), *cmd]
 
 
 if __name__ == "__main__":

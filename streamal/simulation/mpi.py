@@ -1,11 +1,11 @@
-"""MPI launch mode: a chunk simulated by ``mpiexec -n N`` ranks (mpi4py), for simulators that
-are MPI programs or that should spread one chunk over several cores.
+"""MPI launch mode: a chunk simulated by ``mpiexec -n N`` ranks (mpi4py), for simulators that are
+MPI programs or that should spread one chunk over several cores.
 
 The pool worker that runs :func:`simulate_chunk_mpi` writes the chunk to a temporary ``.npz``,
-starts ``mpiexec -n N python -m streamal.mpi IN OUT NAME OPTIONS`` (MPICH's ``mpiexec`` from
-the ``mpich`` wheel, in the same environment), each rank simulates a contiguous slice, rank 0
-gathers the slices and writes ``OUT``. The ranks inherit the worker's core affinity; pass
-``bind`` to have each rank pinned to one of the worker's cores.
+starts ``mpiexec -n N python -m streamal.simulation.mpi IN OUT NAME OPTIONS`` (MPICH's
+``mpiexec`` from the ``mpich`` wheel, in the same environment), each rank simulates a
+contiguous slice, rank 0 gathers the slices and writes ``OUT``. The ranks inherit the worker's
+core affinity; pass ``bind`` to have each rank pinned to one of the worker's cores.
 
 Needs the ``mpi`` extra: ``pip install streamal[mpi]`` (mpi4py + mpich).
 """
@@ -53,7 +53,7 @@ def simulate_chunk_mpi(
             str(ranks),
             sys.executable,
             "-m",
-            "streamal.mpi",
+            "streamal.simulation.mpi",
             str(src),
             str(dst),
             name,

@@ -3,7 +3,7 @@
 Parsl cannot stop a running task (``AppFuture.cancel()`` does not reach the worker), so a
 task polls a :class:`CancelToken` — a file in the run directory that the driver creates::
 
-    from streamal.task import cancelled
+    from streamal.runtime.task import cancelled
 
     for chunk in work:
         if cancelled():
