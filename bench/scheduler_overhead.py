@@ -65,7 +65,7 @@ def through_scheduler(n: int) -> float:
             async with Scheduler(_config(tmp), run_dir=tmp, progress=False) as s:
                 await s.submit("sim", noop, name="warm")
                 t0 = time.perf_counter()
-                await asyncio.gather(*(s.start("sim", noop, phase="bench") for _ in range(n)))
+                await asyncio.gather(*(s.start("sim", noop, stage="bench") for _ in range(n)))
                 return (time.perf_counter() - t0) / n
 
     return asyncio.run(main())

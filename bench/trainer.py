@@ -25,6 +25,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from streamal.data.label import BatchLabel  # noqa: E402
 from streamal.data.store import SampleStore  # noqa: E402
 from streamal.policy import UniformPolicy  # noqa: E402
 from streamal.train.ddp import train  # noqa: E402
@@ -53,9 +54,7 @@ def make_store(path: Path, per_class: dict[str, int], seed: int) -> dict[str, li
                     classes=classes[block],
                     params=params[block],
                     inputs=sim.simulate(classes[block], params[block]),
-                    phase=0,
-                    split=split,
-                    origin="uniform",
+                    label=BatchLabel(0, split, "uniform"),
                 )
             rows[split] = list(range(start, len(store)))
     return rows

@@ -1,10 +1,12 @@
-"""Entry-point plugins: simulators, models, policies, workflows."""
+"""Entry-point plugins: simulators, models, policies, workflows, sites."""
 
 from __future__ import annotations
 
 import importlib
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from streamal.errors import PluginError, one_line
 
@@ -13,6 +15,7 @@ GROUPS: dict[str, str] = {
     "models": "streamal.models",
     "policies": "streamal.policies",
     "workflows": "streamal.workflows",
+    "sites": "streamal.sites",
 }
 
 #: One plugin of each kind, for messages ("unknown policy 'x'").
@@ -21,7 +24,15 @@ SINGULAR: dict[str, str] = {
     "models": "model",
     "policies": "policy",
     "workflows": "workflow",
+    "sites": "site",
 }
+
+
+class PluginOptions(BaseModel):
+    """Base of every plugin's ``Options`` (the config's ``<section>.options``): unknown keys
+    are errors that name the key. A plugin with no options keeps this class as it is."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def _check_kind(kind: str) -> None:

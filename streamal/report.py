@@ -20,11 +20,11 @@ def _records(run_dir: Path) -> list[TaskRecord]:
 
 
 def phase_table(records: list[TaskRecord]) -> list[dict]:
-    """One row per task group (``phase`` label): pool, tasks, span start/end, busy seconds."""
+    """One row per task group (``stage`` label): pool, tasks, span start/end, busy seconds."""
     groups: dict[str, list[TaskRecord]] = defaultdict(list)
     for r in records:
         if r.started is not None and r.ended is not None:
-            groups[r.phase or r.name].append(r)
+            groups[r.stage or r.name].append(r)
     if not groups:
         return []
     t0 = min(r.started for rs in groups.values() for r in rs)
@@ -77,7 +77,7 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
     t0 = min(r.started for r in done)
     span = max(r.ended for r in done) - t0
     pools = sorted({r.pool for r in done}, key=lambda p: (p != "sim", p))
-    phases = sorted({r.phase for r in done})
+    phases = sorted({r.stage for r in done})
     colours = {p: plt.cm.tab20(i % 20) for i, p in enumerate(phases)}
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.9 * len(pools) + 0.04 * len(done)))
     yticks, ylabels, y = [], [], 0
@@ -92,8 +92,8 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
                     r.ended - r.started,
                     left=r.started - t0,
                     height=0.8,
-                    color=colours[r.phase],
-                    edgecolor=colours[r.phase],  # a tiny task still shows as a line
+                    color=colours[r.stage],
+                    edgecolor=colours[r.stage],  # a tiny task still shows as a line
                     linewidth=1.0,
                     hatch=hatch,
                 )
@@ -101,7 +101,7 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
                     ax.text(
                         r.started - t0 + (r.ended - r.started) / 2,
                         y,
-                        r.phase,
+                        r.stage,
                         ha="center",
                         va="center",
                         fontsize=8,

@@ -14,6 +14,7 @@ import signal
 
 import numpy as np
 
+from streamal.data.label import BatchLabel
 from streamal.data.store import SampleStore
 
 SHAPE = (512,)
@@ -28,9 +29,11 @@ def batch(i: int, n: int | None = None) -> dict:
         "classes": np.full(n, i % 3),
         "params": rng.normal(size=(n, 2)),
         "inputs": rng.normal(size=(n, *SHAPE)).astype(np.float32),
-        "phase": i % 4,
-        "split": ("train", "val", "test", "study")[i % 4],
-        "origin": "uniform" if i % 2 else "uncertainty-mixture",
+        "label": BatchLabel(
+            i % 4,
+            ("train", "val", "test", "study")[i % 4],
+            "uniform" if i % 2 else "uncertainty-mixture",
+        ),
     }
 
 

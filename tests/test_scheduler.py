@@ -10,7 +10,7 @@ REQUIRED = (
     "id",
     "name",
     "pool",
-    "phase",
+    "stage",
     "submitted",
     "started",
     "ended",
@@ -22,8 +22,8 @@ REQUIRED = (
 
 def test_sim_and_train_tasks_overlap_on_their_planned_cores(run_scheduler, local_plan, tmp_path):
     async def both(s):
-        sim = s.start("sim", helpers.probe, 1.5, phase="S0", name="sim-probe")
-        train = s.start("train", helpers.probe, 1.5, phase="T0", name="train-probe")
+        sim = s.start("sim", helpers.probe, 1.5, stage="S0", name="sim-probe")
+        train = s.start("train", helpers.probe, 1.5, stage="T0", name="train-probe")
         return await sim, await train
 
     (sim, train), _ = run_scheduler(both)
@@ -46,7 +46,7 @@ def test_failed_attempts_are_retried_and_each_recorded(run_scheduler, tmp_path):
     marker = tmp_path / "flaky"
 
     async def go(s):
-        return await s.submit("sim", helpers.flaky, str(marker), 2, phase="S1", name="flaky")
+        return await s.submit("sim", helpers.flaky, str(marker), 2, stage="S1", name="flaky")
 
     value, sched = run_scheduler(go, retries=2)
     assert value == "ok"

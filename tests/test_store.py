@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from streamal.data.label import BatchLabel
 from streamal.data.store import SPACE_MARGIN, SampleStore
 from streamal.errors import DiskFullError, StoreError
 from tests.store_writer import batch
@@ -72,9 +73,7 @@ def test_failures_are_recorded_with_their_error(tmp_path):
             key="b9",
             classes=np.array([1, 2]),
             params=np.ones((2, 2)),
-            phase=1,
-            split="train",
-            origin="uniform",
+            label=BatchLabel(1, "train", "uniform"),
             error="ParameterError: bad cell",
         )
     with _new(tmp_path / "s.h5", mode="r") as store:
@@ -180,11 +179,15 @@ def test_a_failed_flush_of_failure_records_commits_none(tmp_path, monkeypatch):
     path = tmp_path / "s.h5"
     store = _new(path)
     store.append(**batch(0))
-    fail = {"classes": np.array([1]), "params": np.ones((1, 2)), "phase": 0, "split": "train"}
-    store.record_failed(key="f0", **fail, origin="uniform", error="ParameterError: bad")
+    fail = {
+        "classes": np.array([1]),
+        "params": np.ones((1, 2)),
+        "label": BatchLabel(0, "train", "uniform"),
+    }
+    store.record_failed(key="f0", **fail, error="ParameterError: bad")
     _fail_flush(monkeypatch, 2)
     with pytest.raises(DiskFullError, match="cannot store the failure records of 'f1'"):
-        store.record_failed(key="f1", **fail, origin="uniform", error="ParameterError: bad")
+        store.record_failed(key="f1", **fail, error="ParameterError: bad")
     monkeypatch.undo()
     store.close()
     with _new(path) as store:
@@ -411,8 +414,8 @@ def test_a_store_without_committed_batch_is_recreated(tmp_path):
 def test_a_store_with_failure_records_only_is_kept(tmp_path):
     path = tmp_path / "s.h5"
     with _new(path) as store:
-        fail = {"classes": np.array([1]), "params": np.ones((1, 2)), "phase": 0, "split": "val"}
-        store.record_failed(key="f0", **fail, origin="uniform", error="boom")
+        fail = {"classes": np.array([1]), "params": np.ones((1, 2))}
+        store.record_failed(key="f0", **fail, label=BatchLabel(0, "val", "uniform"), error="boom")
     with _new(path) as store:
         assert store.recovered == [] and [f["key"] for f in store.failures()] == ["f0"]
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamal.data.label import BatchLabel
 from streamal.data.space import ClassSpace, ParameterSpace
 from streamal.data.store import SampleStore
 from streamal.train.checkpoint import load_checkpoint
@@ -33,9 +34,7 @@ def _store(path, n=240):
                 classes=classes[rows],
                 params=params[rows],
                 inputs=inputs[rows].astype(np.float32),
-                phase=0,
-                split=split,
-                origin="uniform",
+                label=BatchLabel(0, split, "uniform"),
             )
 
 

@@ -27,7 +27,7 @@ def _timeline(run):
 
 
 def _span(records, phase, start="started"):
-    rs = [r for r in records if r["phase"] == phase and r["started"]]
+    rs = [r for r in records if r["stage"] == phase and r["started"]]
     return min(r[start] for r in rs), max(r["ended"] for r in rs)
 
 
@@ -51,7 +51,7 @@ def test_serial_runs_phases_one_after_another(tmp_path):
     t = _timeline(run)
     assert _span(t, "S1")[0] >= _span(t, "T0")[1] - 1e-3
     assert _span(t, "T1")[0] >= _span(t, "S1")[1] - 1e-3
-    assert {r["phase"] for r in t} >= {"AL1", "AL2"}
+    assert {r["stage"] for r in t} >= {"AL1", "AL2"}
 
 
 def test_streaming_overlaps_simulation_with_training(tmp_path):
@@ -76,8 +76,8 @@ def test_continuous_keeps_simulating_while_training(tmp_path):
         cont = [b for b in s.batches() if b.key.startswith("cont/")]
         assert sum(b.count for b in cont) == 60
     t = _timeline(run)
-    trainings = [r for r in t if r["pool"] == "train" and r["phase"].startswith("T")]
-    sims = [r for r in t if r["phase"].startswith("C")]
+    trainings = [r for r in t if r["pool"] == "train" and r["stage"].startswith("T")]
+    sims = [r for r in t if r["stage"].startswith("C")]
     overlapping = [
         s
         for s in sims

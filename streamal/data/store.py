@@ -63,9 +63,9 @@ import h5py
 import numpy as np
 
 from streamal import durable
+from streamal.data.label import SPLITS, BatchLabel
 from streamal.errors import DiskFullError, StoreError
 
-SPLITS = ("train", "val", "test", "study")
 FORMAT_VERSION = 2
 SPACE_MARGIN = 256 * 1024
 """Bytes an append leaves free on the file system, for the run's small state files."""
@@ -213,6 +213,10 @@ class BatchInfo:
     phase: int
     split: str
     origin: str
+
+    @property
+    def label(self) -> BatchLabel:
+        return BatchLabel(self.phase, self.split, self.origin)
 
 
 class StoreView:
@@ -797,9 +801,7 @@ class SampleStore:
         classes: np.ndarray,
         params: np.ndarray,
         inputs: np.ndarray,
-        phase: int,
-        split: str,
-        origin: str,
+        label: BatchLabel,
     ) -> BatchInfo:
         """Append one batch and commit it; ``key`` names the batch and must be new.
 
@@ -815,8 +817,7 @@ class SampleStore:
                 then closed and the batch not committed).
         """
         self._writable()
-        if split not in SPLITS:
-            raise StoreError(f"split {split!r} is not one of {SPLITS}")
+        phase, split, origin = label.phase, label.split, label.origin
         if self.has_batch(key):
             raise StoreError(f"{self.path}: batch {key!r} is already stored")
         classes = np.asarray(classes)
@@ -869,9 +870,7 @@ class SampleStore:
         key: str,
         classes: np.ndarray,
         params: np.ndarray,
-        phase: int,
-        split: str,
-        origin: str,
+        label: BatchLabel,
         error: str,
     ) -> None:
         """Record samples a simulator could not produce, with the error; flushed.
@@ -881,8 +880,7 @@ class SampleStore:
             DiskFullError: As for :meth:`append`.
         """
         self._writable()
-        if split not in SPLITS:
-            raise StoreError(f"split {split!r} is not one of {SPLITS}")
+        phase, split, origin = label.phase, label.split, label.origin
         f = self._failed
         params = np.atleast_2d(np.asarray(params, dtype=np.float64))
         classes = np.atleast_1d(np.asarray(classes))

@@ -6,20 +6,17 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from streamal.data.space import ParameterSpace
-
-
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from streamal.plugins import PluginOptions
 
 
 class Policy(ABC):
     """Chooses the next samples. ``sample`` returns full parameter vectors inside the space."""
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    Options: ClassVar[type[BaseModel]] = PluginOptions
 
     def __init__(self, space: ParameterSpace, **options: Any) -> None:
         self.space = space

@@ -22,19 +22,19 @@ entropy is high almost everywhere (the normalised entropy of a 3-class model var
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.special import ndtr
 from scipy.stats import truncnorm
 
 from streamal.config import MAX_SAMPLES
 from streamal.data.space import ParameterSpace
 from streamal.errors import ParameterError
+from streamal.plugins import PluginOptions
 from streamal.policy.base import Policy
 from streamal.policy.uniform import SweepPolicy, _separated
 
 
-class UncertaintyMixtureOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class UncertaintyMixtureOptions(PluginOptions):
     entropy_weight: float = Field(0.5, ge=0, le=1, description="m in the weight mix")
     tau_factor: float = Field(1.0, gt=0, description="τ = study-set spacing × tau_factor")
     study_size: int = Field(

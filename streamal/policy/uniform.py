@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from streamal.data.space import ClassSpace
+from streamal.plugins import PluginOptions
 from streamal.policy.base import Policy
 
 
@@ -36,8 +37,7 @@ class UniformPolicy(Policy):
         return np.concatenate(classes), np.concatenate(params)
 
 
-class SweepOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SweepOptions(PluginOptions):
     jitter: float = Field(0.0, ge=0, description="uniform jitter, as a fraction of the spacing")
 
 

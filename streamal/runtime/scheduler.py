@@ -3,8 +3,8 @@
 Example::
 
     async with Scheduler(parsl_config, run_dir="runs/x") as sched:
-        sim = sched.start("sim", simulate_chunk, chunk, phase="S1", name="S1/chunk-3")
-        model = await sched.submit("train", train, view, phase="T0", name="T0")
+        sim = sched.start("sim", simulate_chunk, chunk, stage="S1", name="S1/chunk-3")
+        model = await sched.submit("train", train, view, stage="T0", name="T0")
         samples = await sim
 
 Any number of tasks may be in flight per pool (Parsl queues them on the pool's workers).
@@ -201,7 +201,7 @@ class Scheduler:
         pool: str,
         fn: Callable[..., Any],
         *args: Any,
-        phase: str = "",
+        stage: str = "",
         name: str | None = None,
         retries: int | None = None,
         info: dict[str, Any] | None = None,
@@ -220,14 +220,14 @@ class Scheduler:
         name = name or f"{getattr(fn, '__name__', 'task')}-{task_id}"
         token = CancelToken(str(self.run_dir / "cancel" / f"task-{task_id}"))
         attempts = 1 + (self.retries if retries is None else retries)
-        coro = self._run(pool, fn, args, kwargs, task_id, name, phase, token, attempts, info or {})
+        coro = self._run(pool, fn, args, kwargs, task_id, name, stage, token, attempts, info or {})
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return TaskHandle(task, token, name, task_id)
 
     async def submit(self, pool: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Submit and wait: ``await scheduler.submit(pool, fn, *args, phase=..., name=...)``."""
+        """Submit and wait: ``await scheduler.submit(pool, fn, *args, stage=..., name=...)``."""
         return await self.start(pool, fn, *args, **kwargs)
 
     async def _run(
@@ -238,7 +238,7 @@ class Scheduler:
         kwargs: dict,
         task_id: int,
         name: str,
-        phase: str,
+        stage: str,
         token: CancelToken,
         attempts: int,
         info: dict[str, Any],
@@ -249,7 +249,7 @@ class Scheduler:
                 id=task_id,
                 name=name,
                 pool=pool,
-                phase=phase,
+                stage=stage,
                 attempt=attempt,
                 submitted=now,
                 started=None,

@@ -33,7 +33,7 @@ class TaskRecord:
     id: int
     name: str
     pool: str
-    phase: str
+    stage: str
     attempt: int
     submitted: float
     started: float | None
@@ -100,6 +100,15 @@ class Timeline:
         return durable.write_json(self._dir / "timeline.json", data)
 
 
+def _record(data: dict[str, Any]) -> TaskRecord:
+    """A record from its JSON form (timelines written before ``stage`` had its name call it
+    ``phase``)."""
+    if "phase" in data and "stage" not in data:
+        data = dict(data)
+        data["stage"] = data.pop("phase")
+    return TaskRecord(**data)
+
+
 def load_records(path: str | Path) -> list[TaskRecord]:
     """Records from ``timeline.json`` or ``timeline.jsonl``; a torn line is skipped.
 
@@ -110,12 +119,12 @@ def load_records(path: str | Path) -> list[TaskRecord]:
     if not path.exists():
         return []
     if path.suffix == ".json":
-        return [TaskRecord(**r) for r in durable.read_json(path, default=[])]
+        return [_record(r) for r in durable.read_json(path, default=[])]
     final: dict[tuple[int, int], TaskRecord] = {}
     pending: dict[tuple[int, int], TaskRecord] = {}
     for line in path.read_text(errors="replace").splitlines():
         try:
-            record = TaskRecord(**json.loads(line))
+            record = _record(json.loads(line))
         except (json.JSONDecodeError, TypeError):
             continue
         key = (record.id, record.attempt)

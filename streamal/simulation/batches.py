@@ -17,6 +17,7 @@ import numpy as np
 from streamal.runtime.pools import SIM_POOL
 
 if TYPE_CHECKING:
+    from streamal.data.label import BatchLabel
     from streamal.data.store import SampleStore
     from streamal.runtime.scheduler import Scheduler
 
@@ -55,11 +56,9 @@ async def simulate_batch(
     key: str,
     classes: np.ndarray,
     params: np.ndarray,
-    phase: int,
-    split: str,
-    origin: str,
+    label: BatchLabel,
     chunk_size: int,
-    task_phase: str,
+    stage: str,
     mpi_ranks: int | None = None,
 ) -> SimulationReport:
     """Simulate ``params`` in chunks on the sim pool and append each chunk as it returns."""
@@ -88,10 +87,10 @@ async def simulate_batch(
             options_json,
             classes[rows],
             params[rows],
-            phase=task_phase,
+            stage=stage,
             name=batch_key,
             retries=retries,
-            info={"samples": len(rows), "split": split},
+            info={"samples": len(rows), "split": label.split},
             **extra,
         )
         store.append(
@@ -99,9 +98,7 @@ async def simulate_batch(
             classes=classes[rows],
             params=params[rows],
             inputs=out,
-            phase=phase,
-            split=split,
-            origin=origin,
+            label=label,
         )
         report.stored += len(rows)
 
@@ -128,9 +125,7 @@ async def simulate_batch(
                 key=sample_key,
                 classes=classes[row : row + 1],
                 params=params[row : row + 1],
-                phase=phase,
-                split=split,
-                origin=origin,
+                label=label,
                 error=exc.error,
             )
             report.failed += 1

@@ -236,7 +236,7 @@ def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
     ]
     history = durable.read_json(out / "history.json", default=[])
     return {
-        "phase": spec.phase,
+        "stage": spec.stage,
         "best_checkpoint": str(out / "best.pt"),
         "history": history if isinstance(history, list) else [],
         "ranks": ranks,

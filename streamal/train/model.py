@@ -23,13 +23,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from streamal.data.space import ParameterSpace
-
-
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from streamal.plugins import PluginOptions
 
 
 class ModelPlugin(ABC):
@@ -42,7 +39,7 @@ class ModelPlugin(ABC):
     """
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    Options: ClassVar[type[BaseModel]] = PluginOptions
 
     def __init__(self, space: ParameterSpace, input_shape: Sequence[int], **options: Any) -> None:
         self.space = space

@@ -64,7 +64,7 @@ class TrainSpec:
     warm_start: str | None = None
     cancel_path: str | None = None
     checkpoint_interval_s: float = 0.0
-    phase: str = ""
+    stage: str = ""
     master_addr: str = "127.0.0.1"
 
     @property

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from streamal import durable, plugins
+from streamal.data.label import BatchLabel
 from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
 from streamal.policy.uniform import SweepPolicy
 from streamal.runtime.pools import TRAIN_POOL
@@ -65,7 +66,7 @@ class ActiveLearningWorkflow(Workflow):
             jobs.append(self.study_job("S0"))
         return jobs
 
-    def study_job(self, task_phase: str):  # noqa: ANN201 - coroutine
+    def study_job(self, stage: str):  # noqa: ANN201 - coroutine
         """Coroutine simulating the study set (an equally spaced sweep per class)."""
         size = getattr(self.policy.options, "study_size", self.phases[0].samples)
         classes, params = SweepPolicy(self.ctx.space).sample(size, self.rng(0, 3))
@@ -73,10 +74,8 @@ class ActiveLearningWorkflow(Workflow):
             "p0/study",
             classes,
             params,
-            phase=0,
-            split="study",
-            origin="sweep",
-            task_phase=task_phase,
+            BatchLabel(0, "study", "sweep"),
+            stage=stage,
         )
 
     async def fit_policy(self, k: int, checkpoint: str) -> None:
@@ -93,7 +92,7 @@ class ActiveLearningWorkflow(Workflow):
             self.ctx.space.to_dict(),
             self.ctx.input_shape,
             checkpoint,
-            phase=f"AL{k}",
+            stage=f"AL{k}",
             name=f"AL{k}",
             info={"samples": len(study)},
         )
@@ -124,16 +123,14 @@ class ActiveLearningWorkflow(Workflow):
         return batch
 
     async def simulate_al(
-        self, key: str, batch: dict[str, Any], rows: slice, *, phase: int, task_phase: str
+        self, key: str, batch: dict[str, Any], rows: slice, *, phase: int, stage: str
     ):  # noqa: ANN201
         return await self.simulate(
             key,
             batch["classes"][rows],
             batch["params"][rows],
-            phase=phase,
-            split="train",
-            origin=self.policy.name,
-            task_phase=task_phase,
+            BatchLabel(phase, "train", self.policy.name),
+            stage=stage,
         )
 
     async def gather(self, jobs: list) -> None:

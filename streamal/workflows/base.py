@@ -1,28 +1,26 @@
-"""The workflow interface and the services every workflow shares (simulate, train, record)."""
+"""The workflow interface and what every workflow shares: its context, simulating and training."""
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from streamal.cluster.plan import NodePlan
 from streamal.config import RunConfig
+from streamal.data.label import SPLITS, BatchLabel
 from streamal.data.space import ParameterSpace
 from streamal.data.store import SampleStore
 from streamal.errors import ConfigError
-from streamal.runtime.pools import TRAIN_POOL
+from streamal.plugins import PluginOptions
 from streamal.runtime.scheduler import Scheduler
 from streamal.simulation.batches import SimulationReport, simulate_batch
 from streamal.train.metrics import MetricsLog
-from streamal.train.spec import RankSpec, TrainSpec
-
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "study": 3}
+from streamal.train.service import TrainingService
 
 
 @dataclass
@@ -39,14 +37,9 @@ class RunContext:
     metrics: MetricsLog
 
 
-class NoOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SplitOptions(BaseModel):
+class SplitOptions(PluginOptions):
     """Sizes of the validation and test sets relative to phase 0's training set."""
 
-    model_config = ConfigDict(extra="forbid")
     val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
     test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
 
@@ -55,7 +48,7 @@ class Workflow(ABC):
     """A campaign's control flow. Subclasses implement :meth:`run` with the helpers below."""
 
     name: ClassVar[str] = ""
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    Options: ClassVar[type[BaseModel]] = PluginOptions
     needs_model: ClassVar[bool] = True
     needs_simulator: ClassVar[bool] = True
     train_worker_per_rank: ClassVar[bool] = False  # one train worker per rank (see executors)
@@ -67,6 +60,16 @@ class Workflow(ABC):
             raise ConfigError(f"model: required by the {self.name!r} workflow")
         if self.needs_simulator and ctx.config.simulator is None:
             raise ConfigError(f"simulator: required by the {self.name!r} workflow")
+        self.trainer = TrainingService(
+            ctx.config,
+            ctx.scheduler,
+            ctx.store,
+            ctx.space,
+            ctx.input_shape,
+            ctx.plan,
+            ctx.metrics,
+            ctx.run_dir / "checkpoints",
+        )
 
     @abstractmethod
     async def run(self) -> None:
@@ -82,12 +85,11 @@ class Workflow(ABC):
         key: str,
         classes: np.ndarray,
         params: np.ndarray,
+        label: BatchLabel,
         *,
-        phase: int,
-        split: str,
-        origin: str,
-        task_phase: str,
+        stage: str,
     ) -> SimulationReport:
+        """Simulate ``params`` on the sim pool in chunks; store each chunk under ``label``."""
         cfg = self.ctx.config.simulator
         return await simulate_batch(
             self.ctx.scheduler,
@@ -97,11 +99,9 @@ class Workflow(ABC):
             key=key,
             classes=classes,
             params=params,
-            phase=phase,
-            split=split,
-            origin=origin,
+            label=label,
             chunk_size=cfg.chunk_size,
-            task_phase=task_phase,
+            stage=stage,
             mpi_ranks=cfg.mpi_ranks,
         )
 
@@ -117,89 +117,24 @@ class Workflow(ABC):
         uniform = UniformPolicy(self.ctx.space)
         jobs = []
         for split, size in sizes.items():
-            classes, params = uniform.sample(size, self.rng(0, SPLIT_CODES[split]))
-            jobs.append(
-                self.simulate(
-                    f"p0/{split}",
-                    classes,
-                    params,
-                    phase=0,
-                    split=split,
-                    origin=uniform.name,
-                    task_phase="S0",
-                )
-            )
+            classes, params = uniform.sample(size, self.rng(0, SPLITS.index(split)))
+            label = BatchLabel(0, split, uniform.name)
+            jobs.append(self.simulate(f"p0/{split}", classes, params, label, stage="S0"))
         return jobs
 
     def rows(self, split: str, max_phase: int | None = None) -> list[int]:
-        return self.ctx.store.select(split=split, max_phase=max_phase).indices.tolist()
+        return self.trainer.rows(split, max_phase)
 
     async def train(
         self,
-        task_phase: str,
+        stage: str,
         *,
         epochs: int,
         max_phase: int | None,
         warm_start: str | None = None,
         info: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Train on every training sample up to ``max_phase``; record the phase's metrics.
-
-        A phase whose metrics are already recorded (a resumed run) is not trained again.
-        """
-        done = self.ctx.metrics.get(task_phase)
-        if done is not None:
-            return done
-        cfg = self.ctx.config
-        train_rows = self.rows("train", max_phase)
-        out_dir = self.ctx.run_dir / "checkpoints" / task_phase
-        spec = TrainSpec(
-            store=str(self.ctx.store.path),
-            train_rows=train_rows,
-            val_rows=self.rows("val"),
-            test_rows=self.rows("test"),
-            model=cfg.model.name,
-            model_options=cfg.model.options,
-            space=self.ctx.space.to_dict(),
-            input_shape=self.ctx.input_shape,
-            out_dir=str(out_dir),
-            epochs=epochs,
-            ranks=tuple(RankSpec(r.rank, r.cores, r.gpu) for r in self.ctx.plan.trainer_ranks),
-            batch_size=cfg.train.batch_size,
-            learning_rate=cfg.train.learning_rate,
-            grad_clip=cfg.train.grad_clip,
-            seed=cfg.seed,
-            backend=cfg.train.backend,
-            warm_start=warm_start,
-            cancel_path=str(out_dir / "STOP"),
-            checkpoint_interval_s=cfg.train.checkpoint_interval_s,
-            phase=task_phase,
+        """Train on every training sample up to ``max_phase`` (see :class:`TrainingService`)."""
+        return await self.trainer.train(
+            stage, epochs=epochs, max_phase=max_phase, warm_start=warm_start, info=info
         )
-        from streamal.train.ddp import train
-
-        t0 = time.time()
-        result = await self.ctx.scheduler.submit(
-            TRAIN_POOL,
-            train,
-            spec,
-            phase=task_phase,
-            name=task_phase,
-            info={"samples": len(train_rows), "epochs": epochs, **(info or {})},
-        )
-        scored = [h for h in result["history"] if h.get("val_score") == h.get("val_score")]
-        best = min(scored, key=lambda h: h["val_score"], default={})
-        entry = {
-            "phase": task_phase,
-            "n_train": len(train_rows),
-            "epochs": epochs,
-            "wall_s": time.time() - t0,
-            "best_checkpoint": result["best_checkpoint"],
-            "val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
-            "test": result["test"] or {},
-            "epoch_s_mean": float(np.mean([h["epoch_s"] for h in result["history"]]))
-            if result["history"]
-            else None,
-            **(info or {}),
-        }
-        self.ctx.metrics.put(entry)
-        return entry

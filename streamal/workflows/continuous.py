@@ -29,6 +29,7 @@ import time
 import numpy as np
 from pydantic import Field
 
+from streamal.data.label import BatchLabel
 from streamal.policy.uncertainty import UncertaintyMixturePolicy
 from streamal.policy.uniform import UniformPolicy
 from streamal.train.spec import scheduled_epochs
@@ -160,10 +161,8 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                                 f"cont/{i}",
                                 classes,
                                 params,
-                                phase=self._generation + 1,
-                                split="train",
-                                origin=origin,
-                                task_phase=f"C{self._generation}",
+                                BatchLabel(self._generation + 1, "train", origin),
+                                stage=f"C{self._generation}",
                             )
                         )
                     )

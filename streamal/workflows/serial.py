@@ -16,7 +16,7 @@ class SerialWorkflow(ActiveLearningWorkflow):
         result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
         for k in range(1, len(self.phases)):
             batch = await self.al_batch(k, self.phases[k].samples, result["best_checkpoint"])
-            await self.simulate_al(f"p{k}/train", batch, slice(None), phase=k, task_phase=f"S{k}")
+            await self.simulate_al(f"p{k}/train", batch, slice(None), phase=k, stage=f"S{k}")
             result = await self.train(
                 f"T{k}",
                 epochs=self.phases[k].epochs,

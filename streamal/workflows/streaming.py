@@ -103,13 +103,13 @@ class StreamingWorkflow(ActiveLearningWorkflow):
             batch = await self.al_batch(k, n, result["best_checkpoint"])
             f = self.split_for(k, n, result, sim_phase)
             cut = round(f * len(batch["classes"]))
-            await self.simulate_al(f"p{k}/train", batch, slice(0, cut), phase=k, task_phase=f"S{k}")
+            await self.simulate_al(f"p{k}/train", batch, slice(0, cut), phase=k, stage=f"S{k}")
             sim_phase = f"S{k}"
             later = None
             if cut < len(batch["classes"]):
                 later = asyncio.ensure_future(
                     self.simulate_al(
-                        f"p{k}/stream", batch, slice(cut, None), phase=k + 1, task_phase=f"S'{k}"
+                        f"p{k}/stream", batch, slice(cut, None), phase=k + 1, stage=f"S'{k}"
                     )
                 )
             result = await self.train(

@@ -63,7 +63,7 @@ def records(run: Path) -> list[dict]:
 def wait_for(run: Path, phase: str, status: str = "done", timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if any(r["phase"] == phase and r["status"] == status for r in records(run)):
+        if any(r["stage"] == phase and r["status"] == status for r in records(run)):
             return
         time.sleep(0.1)
     raise AssertionError(f"{phase} never reached {status!r}")

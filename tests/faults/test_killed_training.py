@@ -45,7 +45,7 @@ def test_killed_rank_is_retried_from_its_last_checkpoint(run_scheduler, tmp_path
     watcher.start()
 
     async def go(s):
-        return await s.submit("train", train, spec, name="T0", phase="T0")
+        return await s.submit("train", train, spec, name="T0", stage="T0")
 
     result, sched = run_scheduler(go, retries=2)
     watcher.join()

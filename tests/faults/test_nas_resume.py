@@ -47,7 +47,7 @@ def _timeline(run: Path) -> list[dict]:
 def _trained(records: list[dict]) -> list[str]:
     """Candidates whose training task finished, one entry per finished task."""
     return [
-        r["info"]["candidate"] for r in records if r["phase"] == "train" and r["status"] == "done"
+        r["info"]["candidate"] for r in records if r["stage"] == "train" and r["status"] == "done"
     ]
 
 

@@ -120,4 +120,4 @@ def test_nothing_outlives_a_killed_driver_and_lost_attempts_are_recorded(tmp_pat
     campaign.check_store(run)
     timeline = json.loads((run / "timeline.json").read_text())
     lost = [r for r in timeline if r["status"] == "lost"]
-    assert any(r["phase"] == "T0" for r in lost), [(r["name"], r["status"]) for r in timeline]
+    assert any(r["stage"] == "T0" for r in lost), [(r["name"], r["status"]) for r in timeline]

@@ -20,16 +20,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from streamal.data.space import ParameterSpace
+from streamal.plugins import PluginOptions
 from streamal.train.model import ModelPlugin
 
 
-class CnnOptions(BaseModel):
+class CnnOptions(PluginOptions):
     """``model.options`` of ``diffraction-cnn``."""
 
-    model_config = ConfigDict(extra="forbid")
     channels: list[int] = Field(default=[16, 32], min_length=1)
     kernels: list[int] = Field(default=[3, 4], min_length=1)
     hidden: int = Field(256, gt=0)

@@ -163,7 +163,7 @@ class EngineSupervisor:
                 SIM_POOL,
                 run_prediction_engine,
                 *self.args,
-                phase="predict",
+                stage="predict",
                 name=f"predict-engine-{k}",
                 info={"engine_run": k},
             )
@@ -392,7 +392,7 @@ class NasWorkflow(Workflow):
             TRAIN_POOL,
             train_candidate,
             spec,
-            phase="train",
+            stage="train",
             name=f"train/{c.id}",
             info={"candidate": c.id, "epochs": self.max_epochs, "transfer_from": provider},
         )
@@ -438,7 +438,7 @@ class NasWorkflow(Workflow):
                 mode,
                 s.timeout_s,
                 find_provider,
-                phase="similarity",
+                stage="similarity",
                 name=f"similarity/{c.id}",
                 info={"candidate": c.id, "compared": len(compared)},
             )

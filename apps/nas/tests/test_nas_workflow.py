@@ -65,8 +65,8 @@ def test_prediction_and_similarity_save_work(ci_run):
 
 def test_prediction_engine_overlaps_candidate_training(ci_run):
     timeline = json.loads((ci_run / "timeline.json").read_text())
-    engine = [r for r in timeline if r["phase"] == "predict" and r["started"]]
-    train = [r for r in timeline if r["phase"] == "train" and r["started"]]
+    engine = [r for r in timeline if r["stage"] == "predict" and r["started"]]
+    train = [r for r in timeline if r["stage"] == "train" and r["started"]]
     assert engine and train
     assert {r["pool"] for r in engine} == {"sim"} and {r["pool"] for r in train} == {"train"}
     overlapping = [
