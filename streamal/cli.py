@@ -62,20 +62,21 @@ def _validate_footprint(cfg: RunConfig, run_dir: str | None) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from streamal.cluster.plan import NodePlan, describe, site_topology
+    """The NodePlan of the config's site (default ``local``), with the flags on top."""
+    from streamal.cluster import sites
+    from streamal.cluster.plan import describe, plan_for
     from streamal.config import SiteConfig, load_config
 
     site = load_config(args.config).site if args.config else SiteConfig()
-    name = args.site or site.name
-    if args.site and args.site != site.name and not args.config:
-        site = SiteConfig.model_construct(**{**site.model_dump(), "name": name})
-    plan = NodePlan.build(
-        site_topology(name),
-        site=name,
-        trainer_ranks=args.ranks or site.trainer_ranks,
-        cores_per_rank=args.cores_per_rank or site.cores_per_rank,
-        sim_workers=site.sim_workers,
-    )
+    if args.site:
+        try:
+            sites.get(args.site)
+        except PluginError as exc:
+            raise ConfigError(f"--site: {exc}") from None
+    flags = {"name": args.site, "trainer_ranks": args.ranks, "cores_per_rank": args.cores_per_rank}
+    # a copy without validation: a batch site's plan needs no `account`
+    site = site.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    plan = plan_for(site)
     print(json.dumps(plan.to_json()) if args.json else describe(plan))
     return 0
 
@@ -108,6 +109,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """An argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamal", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,9 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="show how a node is split between the pools")
     plan.add_argument("config", nargs="?")
-    plan.add_argument("--site", choices=["local", "polaris", "perlmutter"])
-    plan.add_argument("--ranks", type=int, help="trainer ranks (default: one per GPU, else 1)")
-    plan.add_argument("--cores-per-rank", type=int)
+    plan.add_argument("--site", help="an installed site (`streamal plugins` lists them)")
+    plan.add_argument(
+        "--ranks", type=_positive, help="trainer ranks (default: one per GPU, else 1)"
+    )
+    plan.add_argument("--cores-per-rank", type=_positive)
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(func=_cmd_plan)
 

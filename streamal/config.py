@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from streamal.errors import ConfigError, PluginError, StreamalError, one_line
-
-SITES = ("local", "polaris", "perlmutter")
 
 #: Upper bound of every sample count in a config (a phase's ``samples``, a chunk, a policy's
 #: ``study_size``). The paper's largest campaign (E2) simulates 2.6e5 samples per phase; 1e8
@@ -43,7 +48,11 @@ class Strict(BaseModel):
 class SiteConfig(Strict):
     """Where the run executes and how a node is split between the pools."""
 
-    name: Literal["local", "polaris", "perlmutter"] = "local"
+    name: str = Field(
+        "local",
+        description="a site registered under the streamal.sites entry-point group "
+        "(`streamal plugins` lists them), or an import path package.module:Class",
+    )
     nodes: int = Field(1, gt=0, description="nodes per Parsl block")
     trainer_ranks: int | None = Field(
         None, gt=0, description="DDP ranks per node; default one per GPU, else 1"
@@ -67,12 +76,25 @@ class SiteConfig(Strict):
     worker_init: str = ""
     scheduler_options: str = ""
     encrypted: bool | None = Field(
-        None, description="encrypt HTEX traffic; default off on local, on for multi-node sites"
+        None, description="encrypt HTEX traffic; default: the site's (off on local)"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _installed_site(cls, name: str) -> str:
+        from streamal.cluster import sites
+
+        try:
+            sites.get(name)
+        except PluginError as exc:
+            raise ValueError(str(exc)) from None
+        return name
 
     @model_validator(mode="after")
     def _batch_sites_need_account(self) -> SiteConfig:
-        if self.name != "local" and self.allocation == "submit" and not self.account:
+        from streamal.cluster import sites
+
+        if not self.account and sites.get(self.name).needs_account(self):
             raise ValueError(f"site {self.name!r} submits batch jobs and needs `account`")
         return self
 
@@ -132,7 +154,7 @@ class RunConfig(Strict):
 
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")
-    site: SiteConfig = SiteConfig()
+    site: SiteConfig = Field(default_factory=SiteConfig)
     scheduler: SchedulerConfig = SchedulerConfig()
     simulator: SimulatorConfig | None = None
     model: PluginConfig | None = None
@@ -266,18 +288,19 @@ def _check_plugin_options(cfg: RunConfig) -> list[str]:
 def check_site(site: SiteConfig) -> list[str]:
     """Problems that :func:`~streamal.cluster.plan.plan_for` would raise when the run starts.
 
-    ``local`` is checked against this node's usable cores and GPUs, the batch sites against
-    their profiles, so ``validate`` refuses what ``run`` would refuse after preparing the run.
+    Each site is checked against its profile's node (``local``: this node's usable cores and
+    GPUs), so ``validate`` refuses what ``run`` would refuse after preparing the run.
 
     Returns:
         One ``site.<key>: ...`` line per problem (at most one).
     """
-    from streamal.cluster.plan import NodePlan, site_topology
+    from streamal.cluster import sites
+    from streamal.cluster.plan import NodePlan
 
     try:
-        topology = site_topology(site.name)
-    except ConfigError as exc:
-        return [str(exc)]
+        topology = sites.get(site.name).topology()
+    except PluginError as exc:
+        return [f"site.name: {exc}"]
     n_cores = len(topology.cores)
     if site.trainer_ranks is not None and not topology.gpus:
         # Without GPUs every rank pins at least cores_per_rank (default: 1 on a tight node)

@@ -30,13 +30,6 @@ if TYPE_CHECKING:
 #: ``split``, ``origin`` and ``batch`` columns (11 bytes) plus HDF5 chunk overhead.
 LABEL_BYTES = 16
 
-#: Memory of one compute node of each batch site (``validate`` runs on a login node, whose
-#: free memory says nothing about the compute nodes). ``local`` uses this node's free memory.
-SITE_MEMORY_BYTES: dict[str, int] = {
-    "polaris": 512 * 2**30,  # ALCF Polaris: 512 GB DDR4 per node
-    "perlmutter": 256 * 2**30,  # NERSC Perlmutter GPU node: 256 GB DDR4
-}
-
 
 @dataclass(frozen=True)
 class Footprint:
@@ -202,10 +195,19 @@ def _existing(path: Path) -> Path:
     return path
 
 
+def _profiled_memory(site: str) -> bool:
+    from streamal.cluster import sites
+
+    return sites.get(site).node_memory_bytes is not None
+
+
 def available_memory(site: str) -> int:
-    """Free memory of one node of ``site``: this node's for ``local``, else its profile."""
-    if site in SITE_MEMORY_BYTES:
-        return SITE_MEMORY_BYTES[site]
+    """Memory of one node of ``site``: its profile's, else (``local``) this node's free memory."""
+    from streamal.cluster import sites
+
+    memory = sites.get(site).node_memory_bytes
+    if memory is not None:
+        return memory
     import psutil
 
     return int(psutil.virtual_memory().available)
@@ -225,7 +227,7 @@ def check_footprint(
     free space at ``run_dir`` (``shutil.disk_usage``; its nearest existing parent if it does
     not exist yet) and one node's memory need with the memory free on this node (site
     ``local``, ``psutil.virtual_memory().available``) or a compute node's memory (batch
-    sites, :data:`SITE_MEMORY_BYTES`).
+    sites, their profile's ``node_memory_bytes``).
 
     Args:
         cfg: The validated run configuration.
@@ -257,7 +259,7 @@ def check_footprint(
     memory = available_memory(cfg.site.name)
     if fp.memory_bytes > memory:
         where = (
-            "free on this node" if cfg.site.name not in SITE_MEMORY_BYTES else "on a node"
+            "on a node" if _profiled_memory(cfg.site.name) else "free on this node"
         ) + f" (site {cfg.site.name})"
         if fp.study_bytes > fp.ranks * fp.rank_bytes:
             raise ConfigError(

@@ -47,4 +47,4 @@ def test_validate_exits_2_naming_the_key(tmp_path):
 
 def test_plugins_json_lists_groups():
     out = json.loads(streamal("plugins", "--json", check=True).stdout)
-    assert set(out) == {"simulators", "models", "policies", "workflows"}
+    assert set(out) == {"simulators", "models", "policies", "workflows", "sites"}

@@ -43,7 +43,11 @@ def test_valid_config_parses_with_defaults():
         (("site", "nmae"), "local", r"site\.nmae: unknown key; allowed: name, nodes, "),
         (("colour",), "red", r"colour: unknown key; allowed: name, seed, site, "),
         (("simulator",), 3, r"simulator: .*valid dictionary"),
-        (("site", "name"), "aurora", r"site\.name: got 'aurora'; allowed: 'local', 'polaris'"),
+        (
+            ("site", "name"),
+            "aurora",
+            r"site\.name: unknown site 'aurora'; allowed: local, perlmutter, polaris$",
+        ),
         (("scheduler", "retries"), "many", r"scheduler\.retries: .*integer.*\(got 'many'\)"),
         (("simulator", "chunk_size"), -1, r"simulator\.chunk_size: must be > 0"),
         (("workflow", "phases"), [], r"workflow\.phases: needs at least 1 item"),

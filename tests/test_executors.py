@@ -3,14 +3,15 @@ from parsl.executors import HighThroughputExecutor
 from parsl.launchers import MpiExecLauncher, SrunLauncher
 from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
+from streamal.cluster import sites
 from streamal.cluster.parsl_config import affinity_list, build_parsl_config
-from streamal.cluster.plan import NodePlan, site_topology
+from streamal.cluster.plan import NodePlan
 from streamal.config import SchedulerConfig, SiteConfig
 
 
 def _build(tmp_path, **site):
     cfg = SiteConfig(**site)
-    plan = NodePlan.build(site_topology(cfg.name), site=cfg.name)
+    plan = NodePlan.build(sites.get(cfg.name).topology(), site=cfg.name)
     return plan, build_parsl_config(plan, cfg, SchedulerConfig(), tmp_path)
 
 
@@ -84,7 +85,7 @@ def test_encryption_can_be_switched(tmp_path):
 
 def test_train_pool_with_one_worker_per_rank(tmp_path):
     cfg = SiteConfig(name="polaris", account="p")
-    plan = NodePlan.build(site_topology("polaris"), site="polaris")
+    plan = NodePlan.build(sites.get("polaris").topology(), site="polaris")
     config = build_parsl_config(plan, cfg, SchedulerConfig(), tmp_path, train_worker_per_rank=True)
     _, train = _pools(config)
     assert train.max_workers_per_node == 4

@@ -1,6 +1,7 @@
 import pytest
 
-from streamal.cluster.plan import NodePlan, site_topology
+from streamal.cluster import sites
+from streamal.cluster.plan import NodePlan
 from streamal.cluster.topology import Topology, parse_cpulist
 from streamal.errors import ConfigError
 
@@ -13,7 +14,7 @@ def test_parse_cpulist():
     ("site", "per_domain", "n_sim"), [("polaris", 8, 24), ("perlmutter", 16, 56)]
 )
 def test_site_profiles_reproduce_the_paper_binding(site, per_domain, n_sim):
-    plan = NodePlan.build(site_topology(site), site=site, trainer_ranks=4)
+    plan = NodePlan.build(sites.get(site).topology(), site=site, trainer_ranks=4)
     for k, rank in enumerate(plan.trainer_ranks):
         assert rank.rank == k
         assert rank.cores == (per_domain * k, per_domain * k + 1)
@@ -24,7 +25,7 @@ def test_site_profiles_reproduce_the_paper_binding(site, per_domain, n_sim):
 
 
 def test_default_ranks_are_one_per_gpu():
-    assert len(NodePlan.build(site_topology("polaris")).trainer_ranks) == 4
+    assert len(NodePlan.build(sites.get("polaris").topology()).trainer_ranks) == 4
 
 
 def test_cpu_only_ranks_spread_across_domains():
@@ -51,7 +52,7 @@ def test_small_node_keeps_one_simulator_core_by_default():
 )
 def test_impossible_plans_name_the_setting(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        NodePlan.build(site_topology("polaris"), **kwargs)
+        NodePlan.build(sites.get("polaris").topology(), **kwargs)
 
 
 def test_discover_matches_this_process_affinity():
@@ -63,5 +64,5 @@ def test_discover_matches_this_process_affinity():
 
 
 def test_plan_json_round_trip():
-    plan = NodePlan.build(site_topology("polaris"))
+    plan = NodePlan.build(sites.get("polaris").topology())
     assert NodePlan.from_json(plan.to_json()) == plan

@@ -5,15 +5,11 @@
 * ``train``: a HighThroughputExecutor with one worker that owns every trainer core and GPU;
   the training task itself starts the DDP ranks and pins each one (see ``streamal.train``).
 
-Sites:
-
-* ``local``: :class:`~parsl.providers.LocalProvider`, interchange bound to loopback.
-* ``polaris``: :class:`~parsl.providers.PBSProProvider` + :class:`~parsl.launchers.MpiExecLauncher`.
-* ``perlmutter``: :class:`~parsl.providers.SlurmProvider` + :class:`~parsl.launchers.SrunLauncher`.
-
-With ``site.allocation: inside-job`` the driver runs inside a batch allocation and both pools
-start on the allocation's nodes through the site's MPI launcher (LocalProvider), so each node
-is split between the pools exactly as the NodePlan says.
+The site profile (:mod:`streamal.cluster.sites`) gives each pool its provider and says
+whether traffic is encrypted and whether the interchange binds loopback. With
+``site.allocation: inside-job`` the built-in batch sites start both pools on the allocation's
+nodes through their MPI launcher (LocalProvider), so each node is split between the pools
+exactly as the NodePlan says.
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from streamal.cluster import sites
 from streamal.cluster.plan import NodePlan
 from streamal.runtime.pools import SIM_POOL, TRAIN_POOL
 from streamal.runtime.tether import launch_command
@@ -43,55 +40,6 @@ def affinity_list(groups: list[tuple[int, ...]]) -> str:
 
 def _join(*cmds: str) -> str:
     return "; ".join(c for c in cmds if c)
-
-
-def _provider(site: SiteConfig, *, pool: str, cores_per_node: int, gpus: int, worker_init: str):
-    """The Parsl provider of one pool for a site."""
-    from parsl.launchers import MpiExecLauncher, SingleNodeLauncher, SrunLauncher
-    from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
-
-    blocks = {"init_blocks": 1, "min_blocks": 1, "max_blocks": 1}
-    if site.name == "local":
-        return LocalProvider(launcher=SingleNodeLauncher(), worker_init=worker_init, **blocks)
-    if site.name == "polaris":
-        launcher = MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=64 --ppn 1")
-        if site.allocation == "inside-job":
-            return LocalProvider(
-                nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **blocks
-            )
-        return PBSProProvider(
-            account=site.account,
-            queue=site.queue or "debug",
-            select_options=f"ngpus={gpus}" if gpus else "",
-            scheduler_options=_join(site.scheduler_options, "#PBS -l filesystems=home:eagle"),
-            worker_init=worker_init,
-            nodes_per_block=site.nodes,
-            cpus_per_node=cores_per_node,
-            launcher=launcher,
-            walltime=site.walltime,
-            **blocks,
-        )
-    if site.name == "perlmutter":
-        launcher = SrunLauncher(overrides=f"--cpus-per-task={cores_per_node} --gpus-per-node=4")
-        if site.allocation == "inside-job":
-            return LocalProvider(
-                nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **blocks
-            )
-        return SlurmProvider(
-            account=site.account,
-            qos=site.queue or "regular",
-            constraint="gpu",
-            nodes_per_block=site.nodes,
-            cores_per_node=cores_per_node,
-            gpus_per_node=4 if gpus else None,
-            scheduler_options=site.scheduler_options,
-            worker_init=worker_init,
-            launcher=launcher,
-            walltime=site.walltime,
-            exclusive=True,
-            **blocks,
-        )
-    raise ValueError(f"site.name: unknown site {site.name!r}")
 
 
 def sim_core_groups(plan: NodePlan, cores_per_worker: int = 1) -> list[tuple[int, ...]]:
@@ -123,13 +71,12 @@ def build_parsl_config(
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor
 
-    local = site.name == "local"
-    encrypted = site.encrypted if site.encrypted is not None else not local
-    address = {"address": LOOPBACK, "loopback_address": LOOPBACK} if local else {}
+    profile = sites.get(site.name)
+    address = {"address": LOOPBACK, "loopback_address": LOOPBACK} if profile.binds_loopback else {}
     common = {
         # the interchange ignores Ctrl-C and dies with the driver (see streamal.runtime.tether)
         "interchange_launch_cmd": launch_command(["interchange.py"]),
-        "encrypted": encrypted,
+        "encrypted": profile.encrypted(site),
         "heartbeat_period": 5,
         "heartbeat_threshold": 30,
         "poll_period": 10,
@@ -141,7 +88,7 @@ def build_parsl_config(
         max_workers_per_node=len(groups),
         cpu_affinity=affinity_list(groups),
         available_accelerators=(),
-        provider=_provider(
+        provider=profile.provider(
             site,
             pool=SIM_POOL,
             cores_per_node=len(plan.sim_cores),
@@ -162,7 +109,7 @@ def build_parsl_config(
         max_workers_per_node=len(train_groups),
         cpu_affinity=affinity_list(train_groups),
         available_accelerators=accelerators,
-        provider=_provider(
+        provider=profile.provider(
             site,
             pool=TRAIN_POOL,
             cores_per_node=len(plan.trainer_cores),

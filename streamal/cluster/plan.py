@@ -11,32 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from streamal.cluster.topology import Topology, numa_gpu_node
+from streamal.cluster.topology import Topology
 from streamal.errors import ConfigError
 
 DEFAULT_CORES_PER_RANK = 2
 
 if TYPE_CHECKING:
     from streamal.config import SiteConfig
-
-#: Built-in site profiles: one compute node of each machine.
-SITE_TOPOLOGIES: dict[str, Topology] = {
-    # ALCF Polaris: 32-core Milan, 4 NUMA domains of 8, GPU0↔NUMA3 … GPU3↔NUMA0.
-    "polaris": numa_gpu_node(32, 4, {3: 0, 2: 1, 1: 2, 0: 3}),
-    # NERSC Perlmutter GPU node: 64 cores, 4 NUMA domains of 16, GPU 3−k ↔ NUMA k.
-    "perlmutter": numa_gpu_node(64, 4, {3: 0, 2: 1, 1: 2, 0: 3}),
-}
-
-
-def site_topology(site: str) -> Topology:
-    """The topology of a site profile; ``local`` is discovered from this node."""
-    if site == "local":
-        return Topology.discover()
-    if site not in SITE_TOPOLOGIES:
-        raise ConfigError(
-            f"site.name: unknown site {site!r}; allowed: local, {', '.join(SITE_TOPOLOGIES)}"
-        )
-    return SITE_TOPOLOGIES[site]
 
 
 @dataclass(frozen=True)
@@ -144,9 +125,16 @@ class NodePlan:
 
 
 def plan_for(site_cfg: SiteConfig) -> NodePlan:
-    """The NodePlan of a :class:`~streamal.config.SiteConfig`."""
+    """The NodePlan of a :class:`~streamal.config.SiteConfig` on its site's node.
+
+    Raises:
+        ConfigError: The node cannot host the requested ranks and workers.
+        PluginError: ``site_cfg.name`` is not an installed site.
+    """
+    from streamal.cluster import sites
+
     return NodePlan.build(
-        site_topology(site_cfg.name),
+        sites.get(site_cfg.name).topology(),
         site=site_cfg.name,
         trainer_ranks=site_cfg.trainer_ranks,
         cores_per_rank=site_cfg.cores_per_rank,
