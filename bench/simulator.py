@@ -145,7 +145,7 @@ def _pool_rate(workers: int, chunks: int, chunk: int) -> float:
     import json as _json
 
     from streamal.cluster.parsl_config import build_parsl_config
-    from streamal.cluster.plan import NodePlan, TrainerRank
+    from streamal.cluster.plan import NodePlan, RankPlacement
     from streamal.config import SchedulerConfig, SiteConfig
     from streamal.policy import UniformPolicy
     from streamal.runtime.scheduler import Scheduler
@@ -153,7 +153,7 @@ def _pool_rate(workers: int, chunks: int, chunk: int) -> float:
 
     cores = sorted(os.sched_getaffinity(0))[:workers]
     # the trainer rank is idle here; it may share a core with the simulators
-    plan = NodePlan("local", tuple(cores), (TrainerRank(0, (cores[0],), None),))
+    plan = NodePlan("local", tuple(cores), (RankPlacement(0, (cores[0],), None),))
     sim = TofDiffractionSimulator(preset="e1")
     classes, params = UniformPolicy(sim.space).sample(
         chunks * chunk // 3 + 1, np.random.default_rng(1)

@@ -25,11 +25,12 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from streamal.cluster.plan import RankPlacement  # noqa: E402
 from streamal.data.label import BatchLabel  # noqa: E402
 from streamal.data.store import SampleStore  # noqa: E402
 from streamal.policy import UniformPolicy  # noqa: E402
 from streamal.train.ddp import train  # noqa: E402
-from streamal.train.spec import RankSpec, TrainSpec  # noqa: E402
+from streamal.train.spec import TrainSpec  # noqa: E402
 from streamal_diffraction.simulator import TofDiffractionSimulator  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def run(
     path: Path,
     rows: dict,
     out: Path,
-    ranks: list[RankSpec],
+    ranks: list[RankPlacement],
     epochs: int,
     batch: int,
     lr: float,
@@ -122,9 +123,9 @@ def main() -> None:
     rows = make_store(tmp / "store.h5", {"train": n_train, "val": n_eval, "test": n_eval}, 0)
     simulate_s = time.time() - t0
     layouts = {
-        "1rank": [RankSpec(0, (0,), None)],
-        "2ranks": [RankSpec(0, (0,), None), RankSpec(1, (1,), None)],
-        "unpinned": [RankSpec(0, (), None), RankSpec(1, (), None)],
+        "1rank": [RankPlacement(0, (0,), None)],
+        "2ranks": [RankPlacement(0, (0,), None), RankPlacement(1, (1,), None)],
+        "unpinned": [RankPlacement(0, (), None), RankPlacement(1, (), None)],
     }
     subset = {**rows, "train": rows["train"][: args.timing_patterns]}
     timing = {

@@ -5,12 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamal.cluster.plan import RankPlacement
 from streamal.data.label import BatchLabel
 from streamal.data.space import ClassSpace, ParameterSpace
 from streamal.data.store import SampleStore
 from streamal.train.checkpoint import load_checkpoint
 from streamal.train.ddp import TrainingError, train
-from streamal.train.spec import RankSpec, TrainSpec, scheduled_epochs
+from streamal.train.spec import TrainSpec, scheduled_epochs
 
 SPACE = ParameterSpace(
     ("x",), (ClassSpace("low", {"x": (0.0, 1.0)}), ClassSpace("high", {"x": (0.0, 1.0)}))
@@ -59,8 +60,8 @@ def _spec(tmp_path, ranks, epochs=4, **kw):
 
 
 def test_two_rank_ddp_trains_pinned_and_checkpoints_like_one_rank(tmp_path):
-    two = train(_spec(tmp_path / "a", [RankSpec(0, (0,), None), RankSpec(1, (1,), None)]))
-    one = train(_spec(tmp_path / "b", [RankSpec(0, (0, 1), None)]))
+    two = train(_spec(tmp_path / "a", [RankPlacement(0, (0,), None), RankPlacement(1, (1,), None)]))
+    one = train(_spec(tmp_path / "b", [RankPlacement(0, (0, 1), None)]))
     for r in two["ranks"]:
         assert r["cores"] == r["planned_cores"] == [r["rank"]]
         assert r["torch_threads"] == 1 and r["backend"] == "gloo"
@@ -76,9 +77,12 @@ def test_two_rank_ddp_trains_pinned_and_checkpoints_like_one_rank(tmp_path):
 
 
 def test_warm_start_and_resume_from_last_epoch(tmp_path):
-    first = train(_spec(tmp_path / "a", [RankSpec(0, (0,), None)], epochs=2))
+    first = train(_spec(tmp_path / "a", [RankPlacement(0, (0,), None)], epochs=2))
     spec = _spec(
-        tmp_path / "b", [RankSpec(0, (0,), None)], epochs=3, warm_start=first["best_checkpoint"]
+        tmp_path / "b",
+        [RankPlacement(0, (0,), None)],
+        epochs=3,
+        warm_start=first["best_checkpoint"],
     )
     warm = train(spec)
     assert warm["ranks"][0]["warm_start"] == first["best_checkpoint"]
@@ -90,13 +94,13 @@ def test_warm_start_and_resume_from_last_epoch(tmp_path):
 
 def test_interval_checkpoints_keep_the_best_epoch_and_flush_when_stopped(tmp_path):
     # an interval longer than the run: everything is written once, after the last epoch
-    lazy = train(_spec(tmp_path / "a", [RankSpec(0, (0,), None)], checkpoint_interval_s=3600))
+    lazy = train(_spec(tmp_path / "a", [RankPlacement(0, (0,), None)], checkpoint_interval_s=3600))
     assert [h["epoch"] for h in lazy["history"]] == [0, 1, 2, 3]
     best_epoch = min(lazy["history"], key=lambda h: h["val_score"])["epoch"]
     assert load_checkpoint(lazy["best_checkpoint"])["epoch"] == best_epoch
     assert load_checkpoint(tmp_path / "a" / "ckpt" / "last.pt")["epoch"] == 3
     # stopped between two interval saves: the epochs since the last save are still written
-    spec = _spec(tmp_path / "b", [RankSpec(0, (0,), None)], epochs=100_000)
+    spec = _spec(tmp_path / "b", [RankPlacement(0, (0,), None)], epochs=100_000)
     stop = tmp_path / "b" / "STOP"
     spec = TrainSpec(**{**spec.__dict__, "cancel_path": str(stop), "checkpoint_interval_s": 1.0})
 
@@ -120,7 +124,7 @@ def test_interval_checkpoints_keep_the_best_epoch_and_flush_when_stopped(tmp_pat
 
 
 def test_a_failing_rank_is_reported_with_its_error(tmp_path):
-    spec = _spec(tmp_path, [RankSpec(0, (0,), None)])
+    spec = _spec(tmp_path, [RankPlacement(0, (0,), None)])
     bad = TrainSpec(**{**spec.__dict__, "model": "tests.helpers:NoSuchModel"})
     with pytest.raises(TrainingError, match="NoSuchModel"):
         train(bad)

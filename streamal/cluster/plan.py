@@ -9,7 +9,7 @@ Polaris this reproduces the paper's binding: rank ``k`` on cores ``{8k, 8k+1}`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamal.cluster.topology import Topology
 from streamal.errors import ConfigError
@@ -21,12 +21,22 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class TrainerRank:
-    """One DDP rank: its pinned cores and its GPU (``None`` on a CPU-only node)."""
+class RankPlacement:
+    """Where one DDP rank runs: its pinned cores and its GPU (``None`` on a CPU-only node).
+
+    The node plan places the ranks; a training spec carries them to the ranks' launcher.
+    """
 
     rank: int
     cores: tuple[int, ...]
     gpu: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rank": self.rank, "cores": list(self.cores), "gpu": self.gpu}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RankPlacement:
+        return cls(int(data["rank"]), tuple(data["cores"]), data["gpu"])
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class NodePlan:
 
     site: str
     sim_cores: tuple[int, ...]
-    trainer_ranks: tuple[TrainerRank, ...]
+    trainer_ranks: tuple[RankPlacement, ...]
 
     @property
     def trainer_cores(self) -> tuple[int, ...]:
@@ -50,16 +60,12 @@ class NodePlan:
         return {
             "site": self.site,
             "sim_cores": list(self.sim_cores),
-            "trainer_ranks": [
-                {"rank": r.rank, "cores": list(r.cores), "gpu": r.gpu} for r in self.trainer_ranks
-            ],
+            "trainer_ranks": [r.to_json() for r in self.trainer_ranks],
         }
 
     @classmethod
     def from_json(cls, data: dict) -> NodePlan:
-        ranks = tuple(
-            TrainerRank(r["rank"], tuple(r["cores"]), r["gpu"]) for r in data["trainer_ranks"]
-        )
+        ranks = tuple(RankPlacement.from_json(r) for r in data["trainer_ranks"])
         return cls(data["site"], tuple(data["sim_cores"]), ranks)
 
     @classmethod
@@ -106,7 +112,7 @@ class NodePlan:
                     f"(node has {len(topology.cores)} usable cores)"
                 )
             cores, free[domain] = free[domain][:cores_per_rank], free[domain][cores_per_rank:]
-            ranks.append(TrainerRank(k, tuple(cores), gpu))
+            ranks.append(RankPlacement(k, tuple(cores), gpu))
         sim = sorted(c for cores in free.values() for c in cores)
         if not sim:
             raise ConfigError(

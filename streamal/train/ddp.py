@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from streamal import durable
+from streamal.cluster.plan import RankPlacement
 from streamal.errors import StreamalError
 from streamal.runtime.tether import die_with_parent, libc_prctl
-from streamal.train.spec import RankSpec, TrainSpec
+from streamal.train.spec import TrainSpec
 
 AFFINITY_VARIABLES = ("GOMP_CPU_AFFINITY", "KMP_AFFINITY", "OMP_PROC_BIND", "OMP_PLACES")
 STORE_FD_VARIABLE = "STREAMAL_STORE_FD"  # rank 0: the store's listening socket, inherited
@@ -98,7 +99,7 @@ def interface_of(addr: str) -> str:
 
 
 def rank_environment(
-    rank: RankSpec,
+    rank: RankPlacement,
     world: int,
     port: int,
     base: dict[str, str],
@@ -153,7 +154,7 @@ def _before_exec(cores: set[int], launcher: int) -> Callable[[], None]:
 
 def _start_rank(
     spec: TrainSpec,
-    r: RankSpec,
+    r: RankPlacement,
     spec_path: Path,
     store: socket.socket,
     interface: str,
@@ -183,7 +184,7 @@ def _start_rank(
     )
 
 
-def _wait(procs: list[tuple[RankSpec, subprocess.Popen, Path]], timeout: float | None) -> None:
+def _wait(procs: list[tuple[RankPlacement, subprocess.Popen, Path]], timeout: float | None) -> None:
     """Wait for every rank; on the first failure (or the timeout) raise with its log tail."""
     deadline = None if timeout is None else time.time() + timeout
     while any(p.poll() is None for _, p, _ in procs):
@@ -213,7 +214,7 @@ def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
     durable.remove_temporaries(out)
     spec_path = spec.write(out / "spec.json")
     base = dict(os.environ)
-    procs: list[tuple[RankSpec, subprocess.Popen, Path]] = []
+    procs: list[tuple[RankPlacement, subprocess.Popen, Path]] = []
     with contextlib.ExitStack() as logs:
         try:
             with listen_socket(spec.master_addr) as store:  # ours closes once rank 0 has it

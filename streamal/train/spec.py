@@ -11,15 +11,7 @@ from typing import Any
 import numpy as np
 
 from streamal import durable
-
-
-@dataclass(frozen=True)
-class RankSpec:
-    """One DDP rank's placement."""
-
-    rank: int
-    cores: tuple[int, ...]
-    gpu: int | None
+from streamal.cluster.plan import RankPlacement
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ class TrainSpec:
     input_shape: tuple[int, ...]
     out_dir: str
     epochs: int
-    ranks: tuple[RankSpec, ...]
+    ranks: tuple[RankPlacement, ...]
     batch_size: int = 512
     learning_rate: float = 5e-4
     grad_clip: float = 50.0
@@ -82,9 +74,7 @@ class TrainSpec:
     @classmethod
     def from_json(cls, text: str) -> TrainSpec:
         data = json.loads(text)
-        data["ranks"] = tuple(
-            RankSpec(r["rank"], tuple(r["cores"]), r["gpu"]) for r in data["ranks"]
-        )
+        data["ranks"] = tuple(RankPlacement.from_json(r) for r in data["ranks"])
         data["input_shape"] = tuple(data["input_shape"])
         return cls(**data)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from streamal.cluster.plan import RankPlacement
 from streamal.train.ddp import train
-from streamal.train.spec import RankSpec, TrainSpec
+from streamal.train.spec import TrainSpec
 from tests.test_trainer import _spec
 
 pytestmark = pytest.mark.faults
@@ -39,7 +40,7 @@ def _kill_rank_after(spec: TrainSpec, epochs: int, killed: list) -> None:
 
 
 def test_killed_rank_is_retried_from_its_last_checkpoint(run_scheduler, tmp_path):
-    spec = _spec(tmp_path, [RankSpec(0, (0,), None), RankSpec(1, (1,), None)], epochs=60)
+    spec = _spec(tmp_path, [RankPlacement(0, (0,), None), RankPlacement(1, (1,), None)], epochs=60)
     killed: list[int] = []
     watcher = threading.Thread(target=_kill_rank_after, args=(spec, 3, killed))
     watcher.start()

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from streamal.train.spec import RankSpec
+from streamal.cluster.plan import RankPlacement
 from tests.test_trainer import _spec
 
 pytestmark = pytest.mark.faults
@@ -43,7 +43,9 @@ def _wait_for(check, timeout: float, what: str):  # noqa: ANN001, ANN202
 
 
 def test_ranks_die_with_their_sigkilled_launcher(tmp_path):
-    spec = _spec(tmp_path, [RankSpec(0, (0,), None), RankSpec(1, (1,), None)], epochs=100_000)
+    spec = _spec(
+        tmp_path, [RankPlacement(0, (0,), None), RankPlacement(1, (1,), None)], epochs=100_000
+    )
     spec_path = tmp_path / "launch.json"
     spec_path.write_text(spec.to_json())
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(spec_path)])

@@ -9,8 +9,8 @@ import time
 import psutil
 import pytest
 
+from streamal.cluster.plan import RankPlacement
 from streamal.train.ddp import train
-from streamal.train.spec import RankSpec
 from tests.test_trainer import _spec
 
 pytestmark = pytest.mark.faults
@@ -35,7 +35,7 @@ def test_ddp_ranks_listen_on_loopback_only(tmp_path):
         psutil.net_connections(kind="inet")
     except psutil.AccessDenied:
         pytest.skip("this system does not let a process list its sockets")
-    spec = _spec(tmp_path, [RankSpec(0, (0,), None), RankSpec(1, (1,), None)], epochs=3)
+    spec = _spec(tmp_path, [RankPlacement(0, (0,), None), RankPlacement(1, (1,), None)], epochs=3)
     stop, seen, alive = threading.Event(), [], []
     watcher = threading.Thread(target=_watch_listeners, args=(stop, seen, alive), daemon=True)
     watcher.start()

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from streamal.cluster.plan import RankPlacement
 from streamal.train.checkpoint import load_checkpoint
 from streamal.train.ddp import train
-from streamal.train.spec import RankSpec, TrainSpec
+from streamal.train.spec import TrainSpec
 from tests.test_trainer import _spec
 
 pytestmark = pytest.mark.faults
@@ -18,7 +19,7 @@ def _epochs(result: dict) -> list[int]:
 
 
 def test_a_torn_history_is_rebuilt_from_last_checkpoint(tmp_path):
-    spec = _spec(tmp_path, [RankSpec(0, (0,), None)], epochs=2)
+    spec = _spec(tmp_path, [RankPlacement(0, (0,), None)], epochs=2)
     assert _epochs(train(spec)) == [0, 1]
     (Path(spec.out_dir) / "history.json").write_bytes(b"")  # a writer killed mid-write
     again = train(TrainSpec(**{**spec.__dict__, "epochs": 4}))
@@ -28,7 +29,7 @@ def test_a_torn_history_is_rebuilt_from_last_checkpoint(tmp_path):
 
 
 def test_a_torn_last_checkpoint_trains_again_from_the_start(tmp_path):
-    spec = _spec(tmp_path, [RankSpec(0, (0,), None), RankSpec(1, (1,), None)], epochs=2)
+    spec = _spec(tmp_path, [RankPlacement(0, (0,), None), RankPlacement(1, (1,), None)], epochs=2)
     assert _epochs(train(spec)) == [0, 1]
     last = Path(spec.out_dir) / "last.pt"
     last.write_bytes(last.read_bytes()[:7])
