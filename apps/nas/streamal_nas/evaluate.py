@@ -1,17 +1,12 @@
-"""Pool tasks of the search: train one candidate, run the prediction engine, decide similarity.
+"""The ``train``-pool task of the search: train one candidate (:func:`train_candidate`).
 
-All three are module-level functions so that pool workers can import them:
-
-* :func:`train_candidate` (``train`` pool): trains a :class:`~.models.MacroNet` on digits,
-  appends ``(candidate, epoch, fitness %)`` to the shared records file after each validation
-  and stops when the decision file written by the engine (or the scheduler's cancel token)
-  says so. What it returns to the search does not depend on when the engine's decision
-  arrived (see :func:`train_candidate`).
-* :func:`run_prediction_engine` (``sim`` pool): PENGUIN as a separate task: reads records,
-  updates one :class:`~.prediction.PredictionJob` per candidate, writes one decision file per
-  candidate, until cancelled (or ``max_s`` elapsed).
-* :func:`similarity_decision` (``sim`` pool): A4NN.2's skip/transfer rule against the trained
-  candidates, plus the nearest trained candidate as a weight-transfer provider.
+The task trains a :class:`~.models.MacroNet` on digits, appends ``(candidate, epoch,
+fitness %)`` to the shared records file after each validation and stops when its decision
+file, written by the prediction engine's task (:mod:`.prediction.task`), or the scheduler's
+cancel token says so. What it returns to the search does not depend on when the engine's
+decision arrived (see :func:`train_candidate`). It is a module-level function taking one
+plain ``spec``, so that pool workers can import it; the driver side that builds the spec
+and turns the result into a candidate row is :mod:`.candidates`.
 """
 
 from __future__ import annotations
@@ -20,66 +15,24 @@ import functools
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .genome import MacroGenome
+from .genome import genome_from_dict
 from .prediction import (
     Decision,
-    NeverLearningRule,
-    PredictionConfig,
-    PredictionEngine,
     analyze_records,
     append_record,
+    decision_path,
     poll_decision,
-    read_decisions,
-    read_records,
-    write_decisions,
+    prediction_config,
 )
 from .search_state import SearchStateError, SessionFence
 
-__all__ = [
-    "decision_path",
-    "genome_from_dict",
-    "genome_to_dict",
-    "model_cost",
-    "prediction_config",
-    "read_all_decisions",
-    "run_prediction_engine",
-    "similarity_decision",
-    "train_candidate",
-]
+__all__ = ["train_candidate"]
 
 
-def genome_to_dict(genome: MacroGenome) -> dict[str, Any]:
-    """``{"phases", "nodes", "bits"}`` (JSON- and pickle-friendly)."""
-    return {"phases": genome.phases, "nodes": genome.nodes, "bits": list(genome.bits)}
-
-
-def genome_from_dict(data: Mapping[str, Any]) -> MacroGenome:
-    """Inverse of :func:`genome_to_dict`."""
-    return MacroGenome(int(data["phases"]), int(data["nodes"]), tuple(data["bits"]))
-
-
-def decision_path(decisions_dir: str | Path, candidate: str) -> Path:
-    """The file holding the engine's decision for one candidate."""
-    return Path(decisions_dir) / f"{candidate}.json"
-
-
-def prediction_config(options: Mapping[str, Any]) -> PredictionConfig:
-    """A :class:`PredictionConfig` from plain keyword values (lists become tuples)."""
-    kw = dict(options)
-    for key in ("curves", "valid_range"):
-        if key in kw and kw[key] is not None:
-            kw[key] = tuple(kw[key])
-    rule = kw.get("never_learning")
-    if isinstance(rule, Mapping):
-        kw["never_learning"] = NeverLearningRule(**rule)
-    return PredictionConfig(**kw)
-
-
-# -- train pool ------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=2)
 def _digits(seed: int):
     from .data import load_digits_splits
@@ -104,19 +57,20 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     the record it was made on. What the search gets is made independent of that delay: the
     fitness and the checkpoint are those of the decision's epoch (the model's state is kept
     after each validation until then), and a candidate that ran to ``max_epochs`` without
-    reading a decision replays the engine on its own curve (:func:`.analyze_records`, the
-    same pure function of the records the engine applies). Given the seed, the initial
-    weights and the data, the result is the same whatever the timing; only ``epochs``,
-    ``stop_reason``, times and energy describe what actually ran.
+    reading a decision replays the engine on its own curve
+    (:func:`~.prediction.analyze_records`, the same pure function of the records the engine
+    applies). Given the seed, the initial weights and the data, the result is the same
+    whatever the timing; only ``epochs``, ``stop_reason``, times and energy describe what
+    actually ran.
 
     Args:
-        spec: ``candidate``, ``genome`` (:func:`genome_to_dict`), ``max_epochs``,
+        spec: ``candidate``, ``genome`` (:func:`~.genome.genome_to_dict`), ``max_epochs``,
             ``epochs_per_iteration`` (validation interval in epochs), ``batch_size``,
             ``learning_rate``, ``channels``, ``seed``, ``data_seed``, ``records_path``,
             ``decisions_dir`` (``None``: no prediction engine), ``prediction`` (the
-            engine's :func:`prediction_config` values, for the replay), ``checkpoint``,
-            ``provider_checkpoint`` (``None``: no transfer), ``transfer_method``, ``gpu``
-            (train on this worker's GPU), ``fence`` (a
+            engine's :func:`~.prediction.prediction_config` values, for the replay),
+            ``checkpoint``, ``provider_checkpoint`` (``None``: no transfer),
+            ``transfer_method``, ``gpu`` (train on this worker's GPU), ``fence`` (a
             :class:`~.search_state.SessionFence`, or ``None``).
 
     Returns:
@@ -262,131 +216,3 @@ def _physical_gpu() -> int:
     """NVML index of this worker's GPU (Parsl sets ``CUDA_VISIBLE_DEVICES`` per worker)."""
     first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip()
     return int(first) if first.isdigit() else 0
-
-
-def model_cost(genome: MacroGenome, channels: int) -> tuple[int, int]:
-    """``(FLOPs per forward pass, parameters)`` of a candidate on 8x8 digits."""
-    from .models import build_model, count_flops, count_parameters
-
-    model = build_model(genome, 1, 10, dims=2, channels=channels)
-    return count_flops(model, (1, 8, 8)), count_parameters(model)
-
-
-# -- sim pool: prediction engine ------------------------------------------------------------
-def run_prediction_engine(
-    records_path: str,
-    decisions_dir: str,
-    config: Mapping[str, Any],
-    poll_s: float = 0.2,
-    max_s: float | None = None,
-    fence: SessionFence | None = None,
-) -> dict[str, Any]:
-    """PENGUIN as a long-running task: records in, one decision file per candidate out.
-
-    Decisions already on disk are kept (a restarted engine does not refit decided
-    candidates); undecided candidates are replayed from their records once, then updated
-    incrementally as new records arrive.
-
-    Args:
-        records_path: JSON-lines records written by :func:`train_candidate`.
-        decisions_dir: Folder of ``<candidate>.json`` decision files.
-        config: :class:`PredictionConfig` keyword values (see :func:`prediction_config`).
-        poll_s: Sleep between passes over the records.
-        max_s: Return after this many seconds (``None``: only when cancelled).
-        fence: Read only the records (and decisions) of this driver session, tag the
-            decisions with it, and return as soon as another session owns the run directory.
-
-    Returns:
-        ``decisions`` made by this task (``{candidate: Decision dict}``), ``passes``,
-        ``records`` consumed and ``busy_s`` spent fitting.
-    """
-    from streamal.runtime.task import cancelled
-
-    engine = PredictionEngine(prediction_config(config))
-    session = fence.session if fence is not None else None
-    out_dir = Path(decisions_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    decided = {p.stem for p in out_dir.glob("*.json") if read_decisions(p, session)}
-    consumed: dict[str, int] = {}
-    made: dict[str, dict[str, Any]] = {}
-    passes = records = 0
-    busy = 0.0
-    t0 = time.monotonic()
-    while fence is None or fence.holds():
-        t_pass = time.perf_counter()
-        for cid, pairs in read_records(records_path, session).items():
-            if cid in decided:
-                continue
-            job = engine.job(cid)
-            for epoch, fitness in pairs[consumed.get(cid, 0) :]:
-                records += 1
-                if job.record(epoch, fitness) is not None:
-                    if fence is not None and not fence.holds():
-                        break  # a newer session owns the decisions folder
-                    path = decision_path(out_dir, cid)
-                    write_decisions({cid: job.decision}, path, session)
-                    made[cid] = job.decision.to_dict()
-                    decided.add(cid)
-                    break
-            consumed[cid] = len(pairs)
-        busy += time.perf_counter() - t_pass
-        passes += 1
-        if cancelled() or (max_s is not None and time.monotonic() - t0 >= max_s):
-            break
-        time.sleep(poll_s)
-    return {"decisions": made, "passes": passes, "records": records, "busy_s": busy}
-
-
-def read_all_decisions(decisions_dir: str | Path) -> dict[str, dict[str, Any]]:
-    """Every decision file in ``decisions_dir`` as ``{candidate: Decision dict}``."""
-    out = {}
-    for path in sorted(Path(decisions_dir).glob("*.json")):
-        out.update({k: d.to_dict() for k, d in read_decisions(path).items()})
-    return out
-
-
-# -- sim pool: similarity --------------------------------------------------------------------
-def similarity_decision(
-    genome: Mapping[str, Any],
-    trained: Sequence[tuple[str, Mapping[str, Any], float]],
-    threshold: float = 2.0,
-    mode: str = "skip",
-    timeout_s: float = 0.2,
-    find_provider: bool = False,
-) -> dict[str, Any]:
-    """A4NN.2's rule for one new candidate against the trained ones.
-
-    Args:
-        genome: The new candidate (:func:`genome_to_dict`).
-        trained: ``(candidate_id, genome dict, fitness)`` of every trained candidate.
-        threshold: Largest graph edit distance that counts as similar.
-        mode: ``"skip"`` (inherit the provider's fitness) or ``"transfer"``.
-        timeout_s: Time bound of each GED search.
-        find_provider: When the rule says "train", also return the nearest trained
-            candidate at any distance (a weight-transfer provider).
-
-    Returns:
-        ``action`` (``train``/``skip``/``transfer``), ``provider_id``, ``distance``,
-        ``inherited_fitness``, ``compared`` and ``seconds``.
-    """
-    from .similarity import SimilarityEngine
-
-    t0 = time.perf_counter()
-    engine = SimilarityEngine(threshold=threshold, timeout_s=timeout_s, mode=mode)
-    for cid, g, fitness in trained:
-        engine.add_trained(cid, genome_from_dict(g), fitness)
-    new = genome_from_dict(genome)
-    decision = engine.decide(new) if len(engine) else None
-    out: dict[str, Any] = {
-        "action": decision.action if decision is not None else "train",
-        "provider_id": decision.provider_id if decision is not None else None,
-        "distance": decision.distance if decision is not None else None,
-        "inherited_fitness": decision.inherited_fitness if decision is not None else None,
-    }
-    if out["action"] == "train" and find_provider and len(engine):
-        hit = engine.most_similar(new)
-        if hit is not None:
-            out["provider_id"], out["distance"] = hit
-    out["compared"] = len(engine)
-    out["seconds"] = time.perf_counter() - t0
-    return out

@@ -1,35 +1,24 @@
-"""Search spaces: NSGA-Net macro genomes and architecture sequences.
+"""The search space: NSGA-Net macro genomes, with sampling, variation and a stable key.
 
-Two encodings live here, each with sampling, variation and a stable string key:
+:class:`MacroGenome` follows NSGA-Net's macro space (Lu et al., 2019, after Genetic CNN): a
+network is a chain of phases, and each phase is a DAG over ``nodes`` computation nodes
+encoded as a bit string. Node ``j`` (1-based) owns ``j - 1`` bits saying which earlier nodes
+feed it; one extra *skip bit* per phase adds a residual edge from the phase input to the
+phase output. A phase therefore holds ``nodes * (nodes - 1) / 2 + 1`` bits.
 
-* :class:`MacroGenome` follows NSGA-Net's macro space (Lu et al., 2019, after Genetic CNN):
-  a network is a chain of phases, and each phase is a DAG over ``nodes`` computation nodes
-  encoded as a bit string. Node ``j`` (1-based) owns ``j - 1`` bits saying which earlier
-  nodes feed it; one extra *skip bit* per phase adds a residual edge from the phase input
-  to the phase output. A phase therefore holds ``nodes * (nodes - 1) / 2 + 1`` bits.
-* :class:`SequenceGenome` follows the architecture-sequence space of the selective
-  weight-transfer paper (Liu et al.): ``k`` variable nodes, each choosing one operation
-  from its own option list; a candidate is the tuple of chosen indices.
+:func:`genome_to_dict` / :func:`genome_from_dict` are the plain form that crosses to the
+pool workers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "MacroGenome",
-    "Operation",
-    "PhaseDAG",
-    "SequenceGenome",
-    "SequenceSpace",
-    "VariableNode",
-    "bits_per_phase",
-    "default_sequence_space",
-]
+__all__ = ["MacroGenome", "PhaseDAG", "bits_per_phase", "genome_from_dict", "genome_to_dict"]
 
 
 def bits_per_phase(nodes: int) -> int:
@@ -255,181 +244,11 @@ class MacroGenome:
         return sum(a != b for a, b in zip(self.bits, other.bits, strict=True))
 
 
-# ---------------------------------------------------------------------------------------
-# Architecture-sequence space
-# ---------------------------------------------------------------------------------------
-
-OpKind = Literal["identity", "conv", "dense", "pool"]
+def genome_to_dict(genome: MacroGenome) -> dict[str, Any]:
+    """``{"phases", "nodes", "bits"}`` (JSON- and pickle-friendly)."""
+    return {"phases": genome.phases, "nodes": genome.nodes, "bits": list(genome.bits)}
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One choice of a variable node.
-
-    Attributes:
-        kind: ``'identity'``, ``'conv'`` (kernel, width, activation), ``'pool'`` (kernel)
-            or ``'dense'`` (width, activation).
-        width: Output channels (conv) or units (dense); 0 where unused.
-        kernel: Kernel size (conv, pool); 0 where unused.
-        activation: ``'relu'``, ``'tanh'``, ``'sigmoid'`` or ``'none'``.
-    """
-
-    kind: OpKind
-    width: int = 0
-    kernel: int = 0
-    activation: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("identity", "conv", "dense", "pool"):
-            raise ValueError(f"Operation.kind must be identity/conv/dense/pool, got {self.kind!r}")
-        if self.kind in ("conv", "dense") and self.width < 1:
-            raise ValueError(f"{self.kind} operation needs width >= 1, got {self.width}")
-        if self.kind in ("conv", "pool") and self.kernel < 1:
-            raise ValueError(f"{self.kind} operation needs kernel >= 1, got {self.kernel}")
-        if self.activation not in ("relu", "tanh", "sigmoid", "none"):
-            raise ValueError(
-                f"Operation.activation must be relu/tanh/sigmoid/none, got {self.activation!r}"
-            )
-
-    @property
-    def label(self) -> str:
-        """Short human-readable label, e.g. ``'conv3x16-relu'``; used as a graph node label."""
-        if self.kind == "identity":
-            return "identity"
-        if self.kind == "pool":
-            return f"pool{self.kernel}"
-        if self.kind == "conv":
-            return f"conv{self.kernel}x{self.width}-{self.activation}"
-        return f"dense{self.width}-{self.activation}"
-
-
-@dataclass(frozen=True)
-class VariableNode:
-    """A position of the architecture sequence and its options."""
-
-    name: str
-    options: tuple[Operation, ...]
-
-    def __post_init__(self) -> None:
-        if not self.options:
-            raise ValueError(f"variable node {self.name!r} needs at least one option")
-
-
-@dataclass(frozen=True)
-class SequenceSpace:
-    """An ordered list of variable nodes (the paper's search-space graph, as a chain)."""
-
-    nodes: tuple[VariableNode, ...]
-
-    def __post_init__(self) -> None:
-        if not self.nodes:
-            raise ValueError("SequenceSpace needs at least one variable node")
-        seen_dense = False
-        for node in self.nodes:
-            ks = {op.kind for op in node.options} - {"identity"}
-            if "dense" in ks and ks & {"conv", "pool"}:
-                raise ValueError(f"variable node {node.name!r} mixes dense with conv/pool options")
-            if seen_dense and ks & {"conv", "pool"}:
-                raise ValueError(
-                    f"variable node {node.name!r} offers conv/pool after a dense node; "
-                    "dense nodes must come last"
-                )
-            seen_dense = seen_dense or "dense" in ks
-
-    @property
-    def size(self) -> int:
-        """Number of distinct architectures."""
-        return int(np.prod([len(n.options) for n in self.nodes], dtype=object))
-
-    def sample(self, rng: np.random.Generator) -> SequenceGenome:
-        """Uniformly random architecture."""
-        return SequenceGenome(self, tuple(int(rng.integers(len(n.options))) for n in self.nodes))
-
-
-@dataclass(frozen=True)
-class SequenceGenome:
-    """An architecture sequence: one option index per variable node.
-
-    Attributes:
-        space: The space the indices refer to.
-        choices: Option index per variable node.
-    """
-
-    space: SequenceSpace = field(repr=False)
-    choices: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        choices = tuple(int(c) for c in self.choices)
-        if len(choices) != len(self.space.nodes):
-            raise ValueError(
-                f"SequenceGenome.choices has {len(choices)} entries, the space has "
-                f"{len(self.space.nodes)} variable nodes"
-            )
-        for node, c in zip(self.space.nodes, choices, strict=True):
-            if not 0 <= c < len(node.options):
-                raise ValueError(
-                    f"choice {c} for variable node {node.name!r} is out of range "
-                    f"[0, {len(node.options)})"
-                )
-        object.__setattr__(self, "choices", choices)
-
-    @classmethod
-    def random(cls, space: SequenceSpace, rng: np.random.Generator) -> SequenceGenome:
-        """Uniformly random architecture of ``space``."""
-        return space.sample(rng)
-
-    @property
-    def operations(self) -> tuple[Operation, ...]:
-        """The chosen operation of each variable node."""
-        return tuple(n.options[c] for n, c in zip(self.space.nodes, self.choices, strict=True))
-
-    def mutate_one(self, rng: np.random.Generator) -> SequenceGenome:
-        """Change exactly one choice (so ``distance(parent, child) == 1``), as in Alg. 1."""
-        mutable = [i for i, n in enumerate(self.space.nodes) if len(n.options) > 1]
-        if not mutable:
-            raise ValueError("no variable node has more than one option; cannot mutate")
-        i = mutable[int(rng.integers(len(mutable)))]
-        n_opt = len(self.space.nodes[i].options)
-        new = (self.choices[i] + 1 + int(rng.integers(n_opt - 1))) % n_opt
-        choices = list(self.choices)
-        choices[i] = new
-        return SequenceGenome(self.space, tuple(choices))
-
-    def distance(self, other: SequenceGenome) -> int:
-        """Number of differing variable-node choices (the paper's ``d``)."""
-        if len(other.choices) != len(self.choices):
-            raise ValueError("distance needs genomes of the same space")
-        return sum(a != b for a, b in zip(self.choices, other.choices, strict=True))
-
-    def key(self) -> str:
-        """Stable string key, e.g. ``'seq:1-2-0-2'``."""
-        return "seq:" + "-".join(map(str, self.choices))
-
-
-def default_sequence_space(
-    n_conv: int = 4,
-    n_dense: int = 2,
-    widths: Sequence[int] = (8, 16, 32),
-    kernels: Sequence[int] = (3, 5),
-    activations: Sequence[str] = ("relu", "tanh"),
-    dense_units: Sequence[int] = (32, 64),
-) -> SequenceSpace:
-    """A LeNet/NT3-like space: conv nodes (identity or conv/pool), then dense nodes.
-
-    Every conv node may be ``identity``, a max-pool, or a conv with any
-    ``kernel x width x activation``; every dense node may be ``identity`` or a dense layer.
-    Identity options make the effective depth variable, which is where LCS beats LP.
-    """
-    conv_opts = [Operation("identity"), Operation("pool", kernel=2)]
-    conv_opts += [
-        Operation("conv", width=w, kernel=k, activation=a)
-        for k in kernels
-        for w in widths
-        for a in activations
-    ]
-    dense_opts = [Operation("identity")] + [
-        Operation("dense", width=u, activation=a) for u in dense_units for a in activations
-    ]
-    nodes = [VariableNode(f"conv{i}", tuple(conv_opts)) for i in range(n_conv)]
-    nodes += [VariableNode(f"dense{i}", tuple(dense_opts)) for i in range(n_dense)]
-    return SequenceSpace(tuple(nodes))
+def genome_from_dict(data: Mapping[str, Any]) -> MacroGenome:
+    """Inverse of :func:`genome_to_dict`."""
+    return MacroGenome(int(data["phases"]), int(data["nodes"]), tuple(data["bits"]))

@@ -5,8 +5,6 @@ phase is a DAG of conv-BN-ReLU nodes whose inputs are summed (Genetic CNN style;
 code concatenates and applies a 1x1 conv instead), inactive phases are removed as in
 NSGA-Net's decoder, active phases are separated by 2x max-pooling, and a global average
 pool feeds a linear head.
-:class:`SequenceNet` builds the chain of operations chosen by a
-:class:`~streamal_nas.genome.SequenceGenome`.
 """
 
 from __future__ import annotations
@@ -18,13 +16,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .genome import MacroGenome, Operation, PhaseDAG, SequenceGenome
+from .genome import MacroGenome, PhaseDAG
 
 __all__ = [
     "ConvBNAct",
     "MacroNet",
     "MacroPhase",
-    "SequenceNet",
     "build_model",
     "count_flops",
     "count_parameters",
@@ -173,71 +170,17 @@ class MacroNet(nn.Module):
         return self.head(torch.flatten(self.pool(self.features(x)), 1))
 
 
-def _sequence_layer(op: Operation, dims: int, cin: int, dense: bool) -> tuple[nn.Module, int]:
-    if op.kind == "identity":
-        return nn.Identity(), cin
-    if op.kind == "pool":
-        return _pool(dims, op.kernel), cin
-    if op.kind == "conv":
-        return ConvBNAct(dims, cin, op.width, op.kernel, op.activation), op.width
-    if not dense:
-        raise ValueError("dense operation before the last conv/pool node")
-    return nn.Sequential(nn.Linear(cin, op.width), _activation(op.activation)), op.width
-
-
-class SequenceNet(nn.Module):
-    """Chain model for a :class:`SequenceGenome`: conv/pool nodes, global pool, dense nodes.
-
-    Every variable node is one entry of ``self.blocks`` (identity included), so module names
-    line up with variable-node positions across candidates of one space.
-
-    Args:
-        genome: The architecture sequence.
-        in_channels: Input channels.
-        num_classes: Output logits.
-        dims: 1 (Conv1d) or 2 (Conv2d).
-    """
-
-    def __init__(
-        self, genome: SequenceGenome, in_channels: int, num_classes: int, dims: Dims = 2
-    ) -> None:
-        super().__init__()
-        _check_dims(dims)
-        ops = genome.operations
-        first_dense = next((i for i, o in enumerate(ops) if o.kind == "dense"), len(ops))
-        blocks: list[nn.Module] = []
-        width = in_channels
-        for i, op in enumerate(ops):
-            layer, width = _sequence_layer(op, dims, width, dense=i >= first_dense)
-            blocks.append(layer)
-        self.n_spatial = first_dense
-        self.blocks = nn.ModuleList(blocks)
-        self.pool = _gap(dims)
-        self.head = nn.Linear(width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape ``(batch, num_classes)``."""
-        for block in self.blocks[: self.n_spatial]:
-            x = block(x)
-        x = torch.flatten(self.pool(x), 1)
-        for block in self.blocks[self.n_spatial :]:
-            x = block(x)
-        return self.head(x)
-
-
 def build_model(
-    genome: MacroGenome | SequenceGenome,
+    genome: MacroGenome,
     in_channels: int,
     num_classes: int,
     dims: Dims = 2,
     channels: int | Sequence[int] = 16,
 ) -> nn.Module:
-    """Build the model for either genome type (``channels`` applies to macro genomes)."""
+    """Build the :class:`MacroNet` of ``genome``."""
     if isinstance(genome, MacroGenome):
         return MacroNet(genome, in_channels, num_classes, channels=channels, dims=dims)
-    if isinstance(genome, SequenceGenome):
-        return SequenceNet(genome, in_channels, num_classes, dims=dims)
-    raise TypeError(f"genome must be MacroGenome or SequenceGenome, got {type(genome).__name__}")
+    raise TypeError(f"genome must be a MacroGenome, got {type(genome).__name__}")
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int], batch_size: int = 1) -> int:

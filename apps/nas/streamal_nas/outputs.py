@@ -21,6 +21,7 @@ import numpy as np
 
 from streamal import durable
 
+from .objectives import objective_vector
 from .strategies import pareto_indices
 
 __all__ = ["COLUMNS", "plot_pareto", "summarize", "write_candidate_table", "write_summary"]
@@ -71,7 +72,7 @@ def write_candidate_table(
 
 
 def _objectives(records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    return np.array([[100.0 - r["fitness"], r["cost"]] for r in records], dtype=float)
+    return np.array([objective_vector(r) for r in records], dtype=float)
 
 
 def plot_pareto(records: Sequence[Mapping[str, Any]], path: str | Path, cost_label: str) -> Path:

@@ -36,6 +36,8 @@ from typing import Any
 from streamal import durable
 from streamal.errors import StreamalError
 
+from .prediction.decisions import read_decisions
+
 __all__ = ["SearchState", "SearchStateError", "SessionFence", "compact_records"]
 
 STATE_VERSION = 1
@@ -126,6 +128,31 @@ class SearchState:
         """The fence that tasks of this session check before they write."""
         return SessionFence(str(self.dir / "session"), self.session)
 
+    def saved_row(self, candidate_id: str, genome_key: str) -> dict[str, Any] | None:
+        """The row an earlier session saved for a candidate, checked against its genome.
+
+        Args:
+            candidate_id: The candidate the search asks now.
+            genome_key: Its genome's :meth:`~.genome.MacroGenome.key`.
+
+        Returns:
+            The saved row, or ``None`` when the candidate was not completed.
+
+        Raises:
+            SearchStateError: The saved candidate had another genome (the state is not this
+                search's).
+        """
+        row = self.completed.get(candidate_id)
+        if row is None:
+            return None
+        if row["genome"] != genome_key:
+            raise SearchStateError(
+                f"{self.path}: {candidate_id} was {row['genome']} but the search now asks "
+                f"{genome_key}: the saved state is not this search's (another version?); "
+                "start a new run directory"
+            )
+        return row
+
     def add(self, row: Mapping[str, Any]) -> None:
         """Record one completed evaluation (tagged with this session) and save."""
         self.completed[str(row["id"])] = {**row, "session": self.session}
@@ -176,9 +203,8 @@ class SearchState:
         if dropped:
             self.notes.append(f"{records_path.name}: dropped {dropped} records of unfinished work")
         for path in sorted(decisions_dir.glob("*.json")):
-            data = durable.read_json(path, default=None)
-            entry = data.get(path.stem) if isinstance(data, dict) else None
-            if not isinstance(entry, dict) or entry.get("session") != owners.get(path.stem):
+            owner = owners.get(path.stem)
+            if owner is None or path.stem not in read_decisions(path, owner):
                 path.unlink(missing_ok=True)
         trained = {cid for cid, row in self.completed.items() if row.get("status") == "trained"}
         for path in sorted(ckpt_dir.glob("*.pt")):

@@ -7,16 +7,8 @@ import pytest
 import torch
 
 from streamal_nas.data import load_digits_splits
-from streamal_nas.genome import (
-    MacroGenome,
-    Operation,
-    SequenceGenome,
-    SequenceSpace,
-    VariableNode,
-    bits_per_phase,
-    default_sequence_space,
-)
-from streamal_nas.models import MacroNet, SequenceNet, build_model, count_flops, count_parameters
+from streamal_nas.genome import MacroGenome, bits_per_phase
+from streamal_nas.models import MacroNet, build_model, count_flops, count_parameters
 
 # NSGA-Net's nested form of one 4-node phase: node2<-1, node3<-(none), node4<-2, no skip.
 NSGA_PHASE = [[1], [0, 0], [0, 1, 0], [0]]
@@ -102,46 +94,11 @@ def test_random_is_deterministic_by_seed() -> None:
     assert a == b
 
 
-def test_sequence_mutation_changes_exactly_one_choice() -> None:
-    space = default_sequence_space()
-    rng = np.random.default_rng(3)
-    g = space.sample(rng)
-    for _ in range(200):
-        child = g.mutate_one(rng)
-        assert g.distance(child) == 1
-        g = child
-    assert g.key().startswith("seq:") and len(g.key().split("-")) == len(space.nodes)
-
-
-def test_sequence_genome_validation() -> None:
-    space = default_sequence_space(n_conv=2, n_dense=1)
-    with pytest.raises(ValueError, match="3 variable nodes"):
-        SequenceGenome(space, (0, 0))
-    with pytest.raises(ValueError, match="out of range"):
-        SequenceGenome(space, (0, 0, 99))
-    fixed = SequenceSpace((VariableNode("only", (Operation("identity"),)),))
-    with pytest.raises(ValueError, match="cannot mutate"):
-        fixed.sample(np.random.default_rng(0)).mutate_one(np.random.default_rng(0))
-    dense = VariableNode("d", (Operation("dense", width=4, activation="relu"),))
-    conv = VariableNode("c", (Operation("conv", width=4, kernel=3, activation="relu"),))
-    with pytest.raises(ValueError, match="dense nodes must come last"):
-        SequenceSpace((dense, conv))
-
-
 @pytest.mark.parametrize(("dims", "shape"), [(1, (1, 2806)), (2, (1, 8, 8))])
 def test_macro_net_forward_shapes(dims: int, shape: tuple[int, ...]) -> None:
     g = MacroGenome.random(np.random.default_rng(4), 3, 4)
     model = MacroNet(g, in_channels=1, num_classes=3, channels=4, dims=dims)
     assert model(torch.randn(2, *shape)).shape == (2, 3)
-
-
-@pytest.mark.parametrize(("dims", "shape"), [(1, (1, 300)), (2, (1, 8, 8))])
-def test_sequence_net_forward_shapes(dims: int, shape: tuple[int, ...]) -> None:
-    space = default_sequence_space()
-    rng = np.random.default_rng(5)
-    for _ in range(5):
-        model = SequenceNet(space.sample(rng), in_channels=1, num_classes=10, dims=dims)
-        assert model(torch.randn(3, *shape)).shape == (3, 10)
 
 
 def test_flops_positive_and_grow_with_channels() -> None:
@@ -176,7 +133,6 @@ def test_inactive_phases_are_removed_from_the_network() -> None:
 def test_build_model_dispatches_and_rejects_bad_dims() -> None:
     rng = np.random.default_rng(8)
     assert isinstance(build_model(MacroGenome.random(rng, 2, 3), 1, 10), MacroNet)
-    assert isinstance(build_model(default_sequence_space().sample(rng), 1, 10), SequenceNet)
     with pytest.raises(ValueError, match="dims"):
         MacroNet(MacroGenome.random(rng, 2, 3), 1, 10, dims=3)  # type: ignore[arg-type]
 

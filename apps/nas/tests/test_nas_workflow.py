@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from streamal_nas.workflow import NasOptions
+from streamal_nas.options import NasOptions
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -23,13 +23,15 @@ from streamal_nas.prediction import (
     analyze_records,
     append_record,
     check_curve,
+    decision_path,
     fit_curve,
     get_curve,
     poll_decision,
+    read_all_decisions,
     read_decisions,
     read_records,
     register_curve,
-    run_analysis,
+    run_prediction_engine,
     write_decisions,
 )
 
@@ -445,9 +447,16 @@ def test_analyze_records_matches_the_incremental_jobs() -> None:
 def test_decoupled_task_through_files(tmp_path: Path) -> None:
     cfg = PredictionConfig(e_pred=15.0)
     records_path = tmp_path / "records.jsonl"
-    decisions_path = tmp_path / "decisions.json"
-    assert run_analysis(records_path, decisions_path, cfg) == {}
-    assert poll_decision(decisions_path, "learner") is None
+    decisions_dir = tmp_path / "decisions"
+    learner_path = decision_path(decisions_dir, "learner")
+
+    def one_pass() -> dict[str, Decision]:
+        """One pass of the engine task over the records; the decisions on disk after it."""
+        run_prediction_engine(str(records_path), str(decisions_dir), {"e_pred": 15.0}, max_s=0)
+        return {k: Decision.from_dict(d) for k, d in read_all_decisions(decisions_dir).items()}
+
+    assert one_pass() == {}
+    assert poll_decision(learner_path, "learner") is None
     cands = _candidates()
     for i in range(30):  # interleaved writers, one line per validation
         for name, values in cands.items():
@@ -455,14 +464,14 @@ def test_decoupled_task_through_files(tmp_path: Path) -> None:
     with open(records_path, "a", encoding="utf-8") as fh:
         fh.write('{"candidate": "learner", "epo')  # a writer caught mid-line
     assert len(read_records(records_path)["learner"]) == 30
-    decided = run_analysis(records_path, decisions_path, cfg)
+    decided = one_pass()
     engine = PredictionEngine(cfg)
     for name, values in cands.items():
         _feed(engine.job(name), values[:30])
     assert decided == engine.decisions()
-    assert read_decisions(decisions_path) == decided
-    assert poll_decision(decisions_path, "learner") == decided["learner"]
-    raw = json.loads(decisions_path.read_text())
+    assert read_decisions(learner_path) == {"learner": decided["learner"]}
+    assert poll_decision(learner_path, "learner") == decided["learner"]
+    raw = json.loads(learner_path.read_text())
     assert raw["learner"]["reason"] == "converged"
 
 

@@ -5,13 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from streamal_nas.evaluate import decision_path, read_all_decisions, run_prediction_engine
 from streamal_nas.prediction import (
     Decision,
     append_record,
+    decision_path,
     poll_decision,
+    read_all_decisions,
     read_decisions,
     read_records,
+    run_prediction_engine,
     write_decisions,
 )
 from streamal_nas.search_state import SearchState, SearchStateError, compact_records
@@ -200,8 +202,8 @@ def _train(tmp_path, name, lag_epochs=None, decision=None):
     trainer has recorded ``decision.stop_epoch + lag_epochs`` (``lag_epochs=None``: never)."""
     import threading
 
-    from streamal_nas.evaluate import genome_to_dict, train_candidate
-    from streamal_nas.genome import MacroGenome
+    from streamal_nas.evaluate import train_candidate
+    from streamal_nas.genome import MacroGenome, genome_to_dict
 
     decisions = tmp_path / f"{name}-decisions"
     decisions.mkdir()

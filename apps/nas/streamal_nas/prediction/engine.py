@@ -10,7 +10,7 @@ Usage from a training loop (DeepHyper-style)::
             break
     job.decision.fitness  # FIT_P on convergence, fit_V when e_pred was reached
 
-Decoupled use (the engine as a separate task reading records): see :mod:`.records`.
+Decoupled use (the engine as a separate task reading records): see :mod:`.task`.
 
 Paper ambiguities and how they are resolved (quotes from Rorabaugh et al., TPDS 2022):
 
@@ -28,7 +28,7 @@ Paper ambiguities and how they are resolved (quotes from Rorabaugh et al., TPDS 
   residual sum of squares gives fit_P; with one curve (the default, the paper's
   ``a - b^(c-x)``) this is exactly Alg. 1.
 * Never-learning networks: the paper stops them through the same analyzer ("This NN is
-  correctly classified by PENGUIN as a never-learn", Fig. 8a). :class:`NeverLearningRule`
+  correctly classified by PENGUIN as a never-learn", Fig. 8a). :class:`.NeverLearningRule`
   is an optional, off-by-default addition for flat curves whose noisy predictions do not
   settle within t.
 """
@@ -37,139 +37,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from streamal.errors import ConfigError
+from .config import PredictionConfig
+from .decision import Decision, StopReason
+from .fitting import Curve, FitResult, fit_curve
 
-from .curves import DEFAULT_CURVE, Curve, FitResult, fit_curve, get_curve
+__all__ = ["HistoryEntry", "PredictionEngine", "PredictionJob", "analyze_records"]
 
-__all__ = [
-    "Decision",
-    "HistoryEntry",
-    "NeverLearningRule",
-    "PredictionConfig",
-    "PredictionEngine",
-    "PredictionJob",
-    "StopReason",
-    "analyze_records",
-]
-
-StopReason = Literal["converged", "never-learning", "max-epochs"]
 Selection = Literal["single", "min-rss", "failed", "insufficient-data"]
-
-
-@dataclass(frozen=True)
-class NeverLearningRule:
-    """Optional early stop for flat curves at chance level (not in the paper's Alg. 2).
-
-    Fires at the first record with ``epoch >= min_epoch`` at which every observed fitness so
-    far is ``<= floor`` and the latest prediction, if any, is also ``<= floor``. It is
-    consulted only when Alg. 2 did not stop the job and before ``e_pred``.
-
-    Args:
-        floor: Fitness at or below which a network is taken not to learn, in the fitness
-            units (e.g. a little above chance: 2 for CIFAR-100 accuracy in percent).
-        min_epoch: Earliest epoch at which the rule may fire.
-    """
-
-    floor: float
-    min_epoch: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not math.isfinite(self.floor):
-            raise ConfigError(f"never_learning.floor must be finite, got {self.floor}")
-        if not self.min_epoch > 0:
-            raise ConfigError(f"never_learning.min_epoch must be > 0, got {self.min_epoch}")
-
-
-@dataclass(frozen=True)
-class PredictionConfig:
-    """PENGUIN engine parameters (Table 4) plus fitting options.
-
-    Args:
-        n_predictions: N, "the number of most recent fitness predictions to consider".
-        tolerance: t, "how much variability is tolerated to establish convergence", in
-            fitness units.
-        epochs_per_iteration: E, "the number of epochs per iteration"; epochs are rescaled
-            by r = 1/E before fitting.
-        e_pred: "the epoch in the future for which PENGUIN predicts NN fitness; also, the
-            maximum number of epochs an NN will train".
-        curves: Curve names (see ``CURVES``) or :class:`Curve` objects; the default is the
-            paper's ``a - b^(c-x)``.
-        valid_range: Inclusive range of valid fitness predictions (Condition 2).
-        fitness_scale: Multiplier applied to fitness before fitting (and undone on the
-            prediction), so that bounds calibrated for percent apply; 100 for accuracy in
-            [0, 1]. The authors' code calls it ``yshift``.
-        c_min: Minimum number of datapoints before fitting; ``None``: each curve's number
-            of parameters ("equal to the degrees of freedom in the parametric function").
-        max_nfev: Limit on function evaluations per ``curve_fit`` call; ``None``: SciPy's
-            default for bounded fits (100 x number of parameters), as in the authors' code.
-        never_learning: Optional :class:`NeverLearningRule`.
-    """
-
-    n_predictions: int = 3
-    tolerance: float = 0.5
-    epochs_per_iteration: float = 0.5
-    e_pred: float = 20.0
-    curves: tuple[str | Curve, ...] = (DEFAULT_CURVE,)
-    valid_range: tuple[float, float] = (0.0, 100.0)
-    fitness_scale: float = 1.0
-    c_min: int | None = None
-    max_nfev: int | None = None
-    never_learning: NeverLearningRule | None = None
-
-    def __post_init__(self) -> None:
-        if self.n_predictions < 1:
-            raise ConfigError(f"n_predictions (N) must be >= 1, got {self.n_predictions}")
-        if not self.tolerance >= 0:
-            raise ConfigError(f"tolerance (t) must be >= 0, got {self.tolerance}")
-        if not self.epochs_per_iteration > 0:
-            raise ConfigError(
-                f"epochs_per_iteration (E) must be > 0, got {self.epochs_per_iteration}"
-            )
-        if not self.e_pred > self.n_predictions * self.epochs_per_iteration:
-            raise ConfigError(
-                f"e_pred must exceed N * E = {self.n_predictions * self.epochs_per_iteration}"
-                f" (Alg. 2 line 3 precedes line 4), got {self.e_pred}"
-            )
-        if not self.curves:
-            raise ConfigError("curves must name at least one curve")
-        resolved = tuple(get_curve(c) for c in self.curves)
-        names = [c.name for c in resolved]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"curves must have distinct names, got {names}")
-        lo, hi = self.valid_range
-        if not lo < hi:
-            raise ConfigError(f"valid_range must be (low, high) with low < high, got {lo, hi}")
-        if not (self.fitness_scale > 0 and math.isfinite(self.fitness_scale)):
-            raise ConfigError(f"fitness_scale must be finite and > 0, got {self.fitness_scale}")
-        if self.c_min is not None and self.c_min < 1:
-            raise ConfigError(f"c_min must be >= 1 or None, got {self.c_min}")
-        if self.max_nfev is not None and self.max_nfev < 1:
-            raise ConfigError(f"max_nfev must be >= 1, got {self.max_nfev}")
-
-    @classmethod
-    def fraction(cls, **overrides: Any) -> PredictionConfig:
-        """Config for accuracy in [0, 1]: valid range [0, 1], fitting in percent, t = 0.005."""
-        params: dict[str, Any] = {
-            "valid_range": (0.0, 1.0),
-            "fitness_scale": 100.0,
-            "tolerance": 0.005,
-        }
-        params.update(overrides)
-        return cls(**params)
-
-    @property
-    def rescale(self) -> float:
-        """Epoch rescaling factor r = 1/E."""
-        return 1.0 / self.epochs_per_iteration
-
-    def resolved_curves(self) -> tuple[Curve, ...]:
-        """The configured curves as :class:`Curve` objects."""
-        return tuple(get_curve(c) for c in self.curves)
 
 
 @dataclass(frozen=True)
@@ -194,67 +73,6 @@ class HistoryEntry:
     params: tuple[float, ...] | None
     selection: Selection
     fits: tuple[FitResult, ...] = ()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The engine's output for one candidate.
-
-    Attributes:
-        candidate: Candidate id (M).
-        stop_epoch: Epoch of the record that triggered the decision.
-        reason: ``"converged"`` (Alg. 2 line 8), ``"max-epochs"`` (e_pred reached, line 4)
-            or ``"never-learning"`` (:class:`NeverLearningRule`).
-        fitness: The value reported to the search: FIT_P when converged, fit_V at e_pred,
-            the latest prediction (or fit_V if none) for never-learning.
-        predicted_fitness: Latest prediction fit_P at the stop (``None`` if none).
-        actual_fitness: Observed fitness fit_V at the stop.
-        converged: Alg. 2 convergence status.
-        curve: Curve behind ``predicted_fitness``.
-        params: Its fitted parameters.
-    """
-
-    candidate: str
-    stop_epoch: float
-    reason: StopReason
-    fitness: float
-    predicted_fitness: float | None
-    actual_fitness: float
-    converged: bool
-    curve: str | None = None
-    params: tuple[float, ...] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        d = asdict(self)
-        d["params"] = None if self.params is None else list(self.params)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        """Inverse of :meth:`to_dict`.
-
-        Raises:
-            ValueError: ``reason`` is not one of the stop reasons.
-        """
-        if data.get("reason") not in ("converged", "never-learning", "max-epochs"):
-            raise ValueError(
-                "reason must be 'converged', 'never-learning' or 'max-epochs', "
-                f"got {data.get('reason')!r}"
-            )
-        params = data.get("params")
-        pred = data.get("predicted_fitness")
-        return cls(
-            candidate=str(data["candidate"]),
-            stop_epoch=float(data["stop_epoch"]),
-            reason=data["reason"],
-            fitness=float(data["fitness"]),
-            predicted_fitness=None if pred is None else float(pred),
-            actual_fitness=float(data["actual_fitness"]),
-            converged=bool(data["converged"]),
-            curve=data.get("curve"),
-            params=None if params is None else tuple(float(p) for p in params),
-        )
 
 
 class PredictionJob:

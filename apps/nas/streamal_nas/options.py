@@ -1,0 +1,91 @@
+"""Options of the ``nas`` workflow (the config's ``workflow.options``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from streamal.plugins import PluginOptions
+
+__all__ = ["NasOptions", "PredictionOptions", "SimilarityOptions", "TransferOptions"]
+
+
+class PredictionOptions(PluginOptions):
+    """PENGUIN engine settings (Table 4 of the paper); ``e_pred`` defaults to max epochs."""
+
+    enabled: bool = True
+    n_predictions: int = Field(3, ge=1, description="N: predictions that must agree")
+    tolerance: float = Field(0.5, ge=0, description="t: spread around their mean, in %")
+    e_pred: float | None = Field(None, gt=0, description="epoch predicted for; <= max epochs")
+    curves: list[str] | None = Field(None, description="curve names; default a - b^(c-x)")
+    never_learning_floor: float | None = Field(
+        None, description="stop curves that stay at or below this accuracy (%)"
+    )
+    poll_s: float = Field(0.2, gt=0, description="engine sleep between passes")
+
+    def engine_config(self, epochs_per_iteration: float, max_epochs: float) -> dict[str, Any]:
+        """The engine's :func:`~.prediction.prediction_config` values (plain, picklable)."""
+        kw: dict[str, Any] = {
+            "n_predictions": self.n_predictions,
+            "tolerance": self.tolerance,
+            "epochs_per_iteration": epochs_per_iteration,
+            "e_pred": float(self.e_pred if self.e_pred is not None else max_epochs),
+        }
+        if self.curves:
+            kw["curves"] = list(self.curves)
+        if self.never_learning_floor is not None:
+            kw["never_learning"] = {"floor": self.never_learning_floor}
+        return kw
+
+
+class SimilarityOptions(PluginOptions):
+    """A4NN.2 similarity settings."""
+
+    enabled: bool = False
+    threshold: float = Field(2.0, ge=0, description="largest graph edit distance = similar")
+    mode: Literal["skip", "transfer"] = "skip"
+    timeout_s: float = Field(0.2, gt=0, description="time bound of one GED search")
+
+
+class TransferOptions(PluginOptions):
+    """Selective weight transfer: provider = parent (regularized evolution), else nearest."""
+
+    enabled: bool = False
+    method: Literal["lcs", "lp"] = "lcs"
+
+
+class NasOptions(PluginOptions):
+    """Options of the ``nas`` workflow (``workflow.options``).
+
+    The core schema's ``workflow.phases`` maps onto the search as one phase:
+    ``samples`` = candidate budget (architectures proposed) and ``epochs`` = E, the most
+    epochs any candidate trains. The seed is the top-level ``seed``.
+    """
+
+    strategy: Literal["nsga2", "regularized-evolution"] = "nsga2"
+    population: int = Field(8, ge=2, description="NSGA-II population / RE population N")
+    sample_size: int = Field(3, ge=1, description="RE tournament size S")
+    phases: int = Field(3, ge=1, description="search space: phases per genome")
+    nodes: int = Field(4, ge=2, description="search space: nodes per phase")
+    channels: int = Field(8, ge=1, description="channels of the first phase (doubling)")
+    batch_size: int = Field(32, gt=0)
+    learning_rate: float = Field(3e-3, gt=0)
+    epochs_per_iteration: float = Field(
+        0.5, gt=0, le=1, description="validation (and record) interval, in epochs"
+    )
+    objective: Literal["flops", "energy"] = "flops"
+    energy_reference_j: float | None = Field(
+        None, gt=0, description="hypervolume reference for measured energy"
+    )
+    prediction: PredictionOptions = PredictionOptions()
+    similarity: SimilarityOptions = SimilarityOptions()
+    transfer: TransferOptions = TransferOptions()
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> NasOptions:
+        if self.strategy == "regularized-evolution" and self.sample_size > self.population:
+            raise ValueError(
+                f"sample_size ({self.sample_size}) must be <= population ({self.population})"
+            )
+        return self
