@@ -28,10 +28,10 @@ def predict_uncertainty(
     """``{"variance", "entropy"}`` per study row (in the order of ``rows``)."""
     for name in AFFINITY_VARIABLES:
         os.environ.pop(name, None)
-    import h5py
     import torch
 
     from streamal import plugins
+    from streamal.data.reader import StoreReader
     from streamal.data.space import ParameterSpace
     from streamal.train.checkpoint import load_checkpoint
 
@@ -42,20 +42,10 @@ def predict_uncertainty(
     net = plugin.build()
     net.load_state_dict(load_checkpoint(checkpoint)["model"])
     net.eval()
-    idx = np.asarray(rows, dtype=np.int64)
-    order = np.argsort(idx)
     parts: dict[str, list[np.ndarray]] = {}
-    with h5py.File(store, "r", locking=False) as f, torch.no_grad():
-        inputs = f["samples/inputs"]
-        sorted_idx = idx[order]
-        for s in range(0, len(sorted_idx), batch_size):
-            x = plugin.encode_inputs(inputs[sorted_idx[s : s + batch_size]])
+    with StoreReader(store) as reader, torch.no_grad():
+        for inputs in reader.input_blocks(rows, batch_size):
+            x = plugin.encode_inputs(inputs)
             for k, v in plugin.uncertainty(net(torch.from_numpy(x))).items():
                 parts.setdefault(k, []).append(v)
-    out = {}
-    for k, v in parts.items():
-        values = np.concatenate(v)
-        restored = np.empty_like(values)
-        restored[order] = values
-        out[k] = restored
-    return out
+    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -69,25 +69,11 @@ def _rendezvous_store(rank: int, world: int):  # noqa: ANN202
 
 
 def _read_rows(spec: TrainSpec, rows: list[int], plugin) -> tuple[np.ndarray, ...]:  # noqa: ANN001
-    """Inputs, classes and targets of some store rows (read-only, retried on a busy file)."""
-    import h5py
+    """Inputs, classes and targets of some store rows, in increasing row order (read-only,
+    retried on a busy file)."""
+    from streamal.data.reader import read_samples
 
-    idx = np.asarray(sorted(rows), dtype=np.int64)
-    for attempt in range(5):
-        try:
-            with h5py.File(spec.store, "r", locking=False) as f:
-                g = f["samples"]
-                if len(idx) == 0:
-                    x = np.empty((0, *spec.input_shape), np.float32)
-                    c = np.empty(0, np.int64)
-                    p = np.empty((0, g["params"].shape[1]))
-                else:
-                    x, c, p = g["inputs"][idx], g["classes"][idx].astype(np.int64), g["params"][idx]
-            break
-        except OSError:
-            if attempt == 4:
-                raise
-            time.sleep(0.5 * (attempt + 1))
+    x, c, p = read_samples(spec.store, sorted(rows))
     return plugin.encode_inputs(x), c, plugin.encode_targets(c, p)
 
 
