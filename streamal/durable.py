@@ -47,6 +47,14 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def existing_ancestor(path: str | Path) -> Path:
+    """``path`` or its nearest existing parent (a run directory may not exist yet)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
 def fsync_dir(path: str | Path) -> None:
     """Make a rename or a new file in ``path`` durable (no-op where directories can't fsync)."""
     try:

@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+from streamal.durable import existing_ancestor
+
 
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (a SyntaxError's or a plugin's may span several)."""
@@ -91,7 +93,7 @@ class DiskFullError(StreamalError):
         path = Path(path)
         mount = _mount_point(path.parent)
         try:
-            usage = shutil.disk_usage(_existing(path.parent))
+            usage = shutil.disk_usage(existing_ancestor(path.parent))
             free, total = int(usage.free), int(usage.total)
             space = f"{_human(free)} free of {_human(total)} on {mount}"
         except OSError:
@@ -110,17 +112,9 @@ class DiskFullError(StreamalError):
         )
 
 
-def _existing(path: Path) -> Path:
-    """``path`` or its nearest ancestor that exists."""
-    p = Path(os.path.abspath(path))
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
 def _mount_point(path: Path) -> Path:
     """The mount point of the file system holding ``path``."""
-    p = _existing(path)
+    p = existing_ancestor(path)
     while not os.path.ismount(p) and p != p.parent:
         p = p.parent
     return p
