@@ -100,8 +100,7 @@ def _read(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def engine_quality(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> dict[str, Any]:
     """Replay PENGUIN on full curves: top-x sensitivity/specificity and epochs saved."""
-    from streamal_nas.prediction import prediction_config
-    from streamal_nas.prediction import analyze_records
+    from streamal_nas.prediction import analyze_records, prediction_config
 
     opts = cfg["workflow"]["options"]
     e_pred = float(cfg["workflow"]["phases"][0]["epochs"])

@@ -105,6 +105,34 @@ class SchedulerConfig(Strict):
     retries: int = Field(2, ge=0, description="extra attempts for a failed task")
     progress: bool = True
     strategy_period: float = Field(0.2, gt=0, description="Parsl strategy period (s)")
+    walltime_s: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="per pool ({sim: 600, train: null}): an attempt running longer is asked "
+        "to stop, recorded as `timeout` and retried per `retries`; null or absent: no limit",
+    )
+    stage_walltime_s: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="per stage prefix ({S0: 120, T: 3600}); overrides the pool's walltime, "
+        "the longest matching prefix wins",
+    )
+
+    @field_validator("walltime_s")
+    @classmethod
+    def _known_pools(cls, walltimes: dict[str, float | None]) -> dict[str, float | None]:
+        from streamal.runtime.pools import POOLS
+
+        unknown = sorted(set(walltimes) - set(POOLS))
+        if unknown:
+            raise ValueError(f"unknown pool(s) {unknown}; allowed: {', '.join(POOLS)}")
+        return walltimes
+
+    @field_validator("walltime_s", "stage_walltime_s")
+    @classmethod
+    def _positive(cls, walltimes: dict[str, float | None]) -> dict[str, float | None]:
+        bad = {k: v for k, v in walltimes.items() if v is not None and not v > 0}
+        if bad:
+            raise ValueError(f"walltimes must be > 0 seconds or null, got {bad}")
+        return walltimes
 
 
 class PluginConfig(Strict):
@@ -120,7 +148,8 @@ class SimulatorConfig(PluginConfig):
         None,
         gt=0,
         description="run each chunk with mpiexec -n mpi_ranks (MPI launch mode); "
-        "each sim worker then owns mpi_ranks cores",
+        "each sim worker then owns mpi_ranks cores. Python simulators (mpi4py) only: an "
+        "external program's ranks are the `executable` simulator's options.mpi_ranks",
     )
 
 
@@ -282,7 +311,9 @@ def _check_plugin_options(cfg: RunConfig) -> list[str]:
                     f"simulator.options: building simulator {pc.name!r} raised "
                     f"{type(exc).__name__}: {one_line(exc)}"
                 )
-    return problems
+    from streamal.policy.requirements import check_policy_model  # the model has what it needs
+
+    return problems + check_policy_model(cfg)
 
 
 def check_site(site: SiteConfig) -> list[str]:

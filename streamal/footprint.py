@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streamal import durable
 from streamal.errors import ConfigError, one_line
 
 if TYPE_CHECKING:
@@ -81,8 +82,9 @@ def _campaign_samples(cfg: RunConfig, n_classes: int) -> tuple[int, int, int]:
     Follows the built-in workflows (``streamal.workflows``): a workflow whose options have
     ``val_fraction``/``test_fraction`` simulates phase 0 as ``phases[0].samples`` uniform
     samples *per class* plus validation and test sets of that size times the fractions per
-    class; an active-learning workflow adds a study set of the policy's ``study_size`` (else
-    ``phases[0].samples``) per class and one batch of ``phases[k].samples`` in all for each
+    class; an active-learning workflow adds the study set of its policy (the configured one,
+    else the workflow's ``default_policy``; its ``study_rows_for`` the options, 0 for a
+    model-free policy) and one batch of ``phases[k].samples`` in all for each
     later phase (the continuous workflow's budget is the same sum, or ``phases[0].samples``
     with one phase; counted for every active-learning workflow, an upper bound). Any other
     workflow is counted as storing each phase's ``samples`` once per class.
@@ -104,13 +106,10 @@ def _campaign_samples(cfg: RunConfig, n_classes: int) -> tuple[int, int, int]:
     study = 0
     if isinstance(workflow, type) and issubclass(workflow, ActiveLearningWorkflow):
         train += sum(phases[1:]) or phases[0]
-        if cfg.policy is not None:
-            policy_options = _options(plugins.load("policies", cfg.policy.name), cfg.policy.options)
-        else:  # the active-learning workflows' default policy
-            from streamal.policy.uncertainty import UncertaintyMixturePolicy
-
-            policy_options = _options(UncertaintyMixturePolicy, {})
-        study = n_classes * int(getattr(policy_options, "study_size", phases[0]))
+        name = cfg.policy.name if cfg.policy is not None else workflow.default_policy
+        policy = plugins.load("policies", name)
+        options = _options(policy, cfg.policy.options if cfg.policy is not None else {})
+        study = int(policy.study_rows_for(options, n_classes))
     return train, evals, study
 
 
@@ -187,14 +186,6 @@ def estimate_footprint(
     )
 
 
-def _existing(path: Path) -> Path:
-    """``path`` or its nearest existing parent (a run directory may not exist yet)."""
-    path = Path(path).absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def _profiled_memory(site: str) -> bool:
     from streamal.cluster import sites
 
@@ -248,7 +239,7 @@ def check_footprint(
         return fp
     disk_free = None
     if run_dir is not None:
-        disk_free = int(shutil.disk_usage(_existing(run_dir)).free)
+        disk_free = int(shutil.disk_usage(durable.existing_ancestor(run_dir)).free)
         if fp.store_bytes > disk_free:
             raise ConfigError(
                 f"workflow.phases: the campaign stores about {human_bytes(fp.store_bytes)} "

@@ -11,6 +11,10 @@ box, and the point is drawn from that Gaussian truncated to the box (``scipy.sta
 dimension by dimension). The class is a discrete dimension of the same space, so classes the
 model is unsure about receive more samples.
 
+The policy owns its study set (:meth:`~UncertaintyMixturePolicy.study_set`) and needs the
+model's ``variance``, plus its ``entropy`` when ``entropy_weight`` > 0; :meth:`fit` turns those
+predictions into the weights below.
+
 Weights: wₙ = (1 − m)·(σ̂²ₙ)^γ/Σ(σ̂²)^γ + m·Hₙ^γ/ΣH^γ, with σ̂² the regression head's
 variance, H the classifier's entropy, m = ``entropy_weight`` (ALBAND used m = ½; Eqn (4) is
 m = 0) and γ = ``weight_power`` (1: the paper's weights). Early in a campaign the classifier's
@@ -22,7 +26,7 @@ entropy is high almost everywhere (the normalised entropy of a 3-class model var
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, Field
 from scipy.special import ndtr
 from scipy.stats import truncnorm
 
@@ -78,21 +82,30 @@ def mixture_weights(
 class UncertaintyMixturePolicy(Policy):
     """Eqn (4): sample where the model is uncertain, exactly, inside each class's box.
 
-    Call :meth:`fit` with the study set and its weights before :meth:`sample`.
+    Call :meth:`fit` with the model's predictions on the study set before :meth:`sample`.
     """
 
     name = "uncertainty-mixture"
     Options = UncertaintyMixtureOptions
+    optional_needs = {"entropy": "entropy_weight: 0"}
 
     def __init__(self, space: ParameterSpace, **options) -> None:
         super().__init__(space, **options)
         self.study_classes_: np.ndarray | None = None
 
-    def study_set(self, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    @classmethod
+    def needs_for(cls, options: BaseModel) -> frozenset[str]:
+        """``variance``, and ``entropy`` when ``entropy_weight`` > 0."""
+        return frozenset({"variance"} | ({"entropy"} if options.entropy_weight > 0 else set()))
+
+    @classmethod
+    def study_rows_for(cls, options: BaseModel, n_classes: int) -> int:
+        """``study_size`` grid points per class."""
+        return options.study_size * n_classes
+
+    def _study_set(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The equally spaced study set: ``study_size`` grid points per class."""
-        return SweepPolicy(self.space).sample(
-            self.options.study_size, rng or np.random.default_rng(0)
-        )
+        return SweepPolicy(self.space).sample(self.options.study_size, rng)
 
     def tau(self, class_index: int) -> np.ndarray:
         """Spread per free dimension: the study-grid spacing times ``tau_factor``."""
@@ -100,10 +113,21 @@ class UncertaintyMixturePolicy(Policy):
         per_dim = max(1, int(np.ceil(self.options.study_size ** (1 / len(c.free)) - 1e-9)))
         return (c.high - c.low) / per_dim * self.options.tau_factor
 
-    def fit(
-        self, classes: np.ndarray, params: np.ndarray, weights: np.ndarray
-    ) -> UncertaintyMixturePolicy:
-        """Set the mixture: component n at ``params[n]`` of class ``classes[n]``, weight wₙ."""
+    def _fit(
+        self, classes: np.ndarray, params: np.ndarray, predictions: dict[str, np.ndarray]
+    ) -> None:
+        """Weights from the predictions (:func:`mixture_weights`), then the mixture."""
+        options = self.options
+        weights = mixture_weights(
+            predictions["variance"],
+            predictions.get("entropy"),
+            options.entropy_weight,
+            options.weight_power,
+        )
+        self._set_mixture(classes, params, weights)
+
+    def _set_mixture(self, classes: np.ndarray, params: np.ndarray, weights: np.ndarray) -> None:
+        """Component n at ``params[n]`` of class ``classes[n]``, weight wₙ."""
         classes = np.asarray(classes, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)
         if len(classes) != len(weights) or len(params) != len(classes):
@@ -111,6 +135,7 @@ class UncertaintyMixturePolicy(Policy):
         if (weights < 0).any() or not np.isfinite(weights).all() or weights.sum() <= 0:
             raise ParameterError("weights must be finite, >= 0 and not all 0")
         self.study_classes_ = classes
+        self.weights_ = weights
         self.means_: list[np.ndarray] = []
         self.taus_: list[np.ndarray] = []
         mass = np.empty(len(classes))
@@ -127,7 +152,6 @@ class UncertaintyMixturePolicy(Policy):
         for k in range(len(self.space.classes)):
             rows = np.flatnonzero(classes == k)
             self.component_row_[rows] = np.arange(len(rows))
-        return self
 
     def class_probabilities(self) -> np.ndarray:
         """Probability of each class under the fitted mixture."""
@@ -137,8 +161,10 @@ class UncertaintyMixturePolicy(Policy):
         )
 
     def _check_fitted(self) -> None:
-        if self.study_classes_ is None:
-            raise ParameterError("call fit(study classes, params, weights) before sample()")
+        if not self.fitted:
+            raise ParameterError(
+                f"policy {self.name!r}: call fit(study classes, params, predictions) first"
+            )
 
     def _truncated(self, k: int, components: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         c = self.space.classes[k]
@@ -162,9 +188,8 @@ class UncertaintyMixturePolicy(Policy):
             free[bad] = self._truncated(k, components[bad], rng)
         raise ParameterError(f"class {c.name}: could not satisfy {dict(c.min_separation)}")
 
-    def sample_total(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _sample_total(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n`` samples in all; the class of each follows the mixture (Eqn 4 over classes)."""
-        self._check_fitted()
         picks = rng.choice(len(self.component_prob_), size=n, p=self.component_prob_)
         classes_out, params_out = [], []
         for k in range(len(self.space.classes)):
@@ -175,9 +200,8 @@ class UncertaintyMixturePolicy(Policy):
             params_out.append(self._draw(k, comps, rng))
         return np.concatenate(classes_out), np.concatenate(params_out)
 
-    def sample(self, n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """``n_per_class`` samples of every class, each class's points from its own mixture."""
-        self._check_fitted()
         classes_out, params_out = [], []
         for k in range(len(self.space.classes)):
             rows = np.flatnonzero(self.study_classes_ == k)

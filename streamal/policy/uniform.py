@@ -19,11 +19,14 @@ def _separated(c: ClassSpace, free: np.ndarray) -> np.ndarray:
 
 
 class UniformPolicy(Policy):
-    """``n`` uniform draws per class from its box (constraint violations are redrawn)."""
+    """``n`` uniform draws per class from its box (constraint violations are redrawn).
+
+    Model-free: it needs no predictions, has no study set and samples without :meth:`fit`.
+    """
 
     name = "uniform"
 
-    def sample(self, n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         classes, params = [], []
         for k, c in enumerate(self.space.classes):
             free = rng.uniform(c.low, c.high, size=(n_per_class, len(c.free)))
@@ -42,7 +45,10 @@ class SweepOptions(PluginOptions):
 
 
 class SweepPolicy(Policy):
-    """An equally spaced grid per class with about ``n`` points (paper's study set)."""
+    """An equally spaced grid per class with about ``n`` points (paper's study set).
+
+    Model-free: it needs no predictions, has no study set and samples without :meth:`fit`.
+    """
 
     name = "sweep"
     Options = SweepOptions
@@ -62,7 +68,7 @@ class SweepPolicy(Policy):
             mesh = mesh[np.linspace(0, len(mesh) - 1, n).round().astype(int)]
         return mesh
 
-    def sample(self, n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _sample(self, n_per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         classes, params = [], []
         for k, c in enumerate(self.space.classes):
             free = self.grid(c, n_per_class)

@@ -1,9 +1,14 @@
 """What the active-learning workflows share: the phase-0 sets, the study set, the AL task.
 
 Sizes: ``phases[0].samples`` uniform training samples per class; validation and test sets of
-``val_fraction``/``test_fraction`` times that per class; the study set is the policy's
-``study_size`` grid points per class; ``phases[k].samples`` (k ≥ 1) is the size of phase k's
-active-learning batch over all classes (the mixture decides the class of each sample).
+``val_fraction``/``test_fraction`` times that per class; the study set is the policy's own
+(:meth:`~streamal.policy.base.Policy.study_set`; none for a model-free policy);
+``phases[k].samples`` (k ≥ 1) is the size of phase k's active-learning batch over all classes
+(the policy's ``sample_total`` decides the class of each sample).
+
+The workflows know policies only through :class:`~streamal.policy.base.Policy`: after each
+training, a policy that :attr:`~streamal.policy.base.Policy.needs` model uncertainties is
+told the model's predictions on its stored study set (the AL task), then asked for a batch.
 
 Each AL batch is saved under ``al/`` as soon as it is drawn, so a resumed run simulates the
 very same parameters and never draws a batch twice.
@@ -15,14 +20,12 @@ import asyncio
 import io
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from streamal import durable, plugins
 from streamal.data.label import BatchLabel
-from streamal.policy.uncertainty import UncertaintyMixturePolicy, mixture_weights
-from streamal.policy.uniform import SweepPolicy
 from streamal.runtime.pools import TRAIN_POOL
 from streamal.train.predict import predict_uncertainty
 from streamal.workflows.base import SplitOptions, Workflow
@@ -46,11 +49,13 @@ class ActiveLearningWorkflow(Workflow):
     """Base of serial, streaming and continuous: phase-0 data, study set, AL batches."""
 
     Options = ActiveOptions
+    #: The policy of a config without a ``policy`` section (``validate`` checks it too).
+    default_policy: ClassVar[str] = "uncertainty-mixture"
 
     def __init__(self, ctx) -> None:  # noqa: ANN001 - RunContext
         super().__init__(ctx)
         pcfg = ctx.config.policy
-        policy_cls = plugins.load("policies", pcfg.name) if pcfg else UncertaintyMixturePolicy
+        policy_cls = plugins.load("policies", pcfg.name if pcfg else self.default_policy)
         self.policy = policy_cls(ctx.space, **(pcfg.options if pcfg else {}))
         self.al_dir = Path(ctx.run_dir) / "al"
         self.al_dir.mkdir(exist_ok=True)
@@ -66,11 +71,13 @@ class ActiveLearningWorkflow(Workflow):
             jobs.append(self.study_job("S0"))
         return jobs
 
-    def study_job(self, stage: str):  # noqa: ANN201 - coroutine
-        """Coroutine simulating the study set (an equally spaced sweep per class)."""
-        size = getattr(self.policy.options, "study_size", self.phases[0].samples)
-        classes, params = SweepPolicy(self.ctx.space).sample(size, self.rng(0, 3))
-        return self.simulate(
+    async def study_job(self, stage: str) -> None:
+        """Simulate the policy's study set, if it has one."""
+        study = self.policy.study_set(self.rng(0, 3))
+        if study is None:
+            return
+        classes, params = study
+        await self.simulate(
             "p0/study",
             classes,
             params,
@@ -79,8 +86,9 @@ class ActiveLearningWorkflow(Workflow):
         )
 
     async def fit_policy(self, k: int, checkpoint: str) -> None:
-        """AL task ``AL{k}``: the model's uncertainty on the study set → mixture weights."""
+        """AL task ``AL{k}``: the model's uncertainty on the stored study set → ``policy.fit``."""
         cfg = self.ctx.config
+        needs = self.policy.needs
         study = self.ctx.store.select(split="study")
         pred = await self.ctx.scheduler.submit(
             TRAIN_POOL,
@@ -96,11 +104,8 @@ class ActiveLearningWorkflow(Workflow):
             name=f"AL{k}",
             info={"samples": len(study)},
         )
-        options = self.policy.options
-        weights = mixture_weights(
-            pred["variance"], pred.get("entropy"), options.entropy_weight, options.weight_power
-        )
-        self.policy.fit(study.classes(), study.params(), weights)
+        predictions = {key: value for key, value in pred.items() if key in needs}
+        self.policy.fit(study.classes(), study.params(), predictions, model=cfg.model.name)
 
     async def al_batch(self, k: int, n: int, checkpoint: str) -> dict[str, Any]:
         """Phase k's AL batch (``classes``, ``params``, shuffled), drawn once and saved."""
@@ -108,13 +113,9 @@ class ActiveLearningWorkflow(Workflow):
         saved = _load_batch(path)
         if saved is not None:
             return saved
-        if isinstance(self.policy, UncertaintyMixturePolicy):
+        if self.policy.needs:
             await self.fit_policy(k, checkpoint)
-            classes, params = self.policy.sample_total(n, self.rng(k, 7))
-        else:
-            classes, params = self.policy.sample(
-                max(1, n // len(self.ctx.space.classes)), self.rng(k, 7)
-            )
+        classes, params = self.policy.sample_total(n, self.rng(k, 7))
         order = self.rng(k, 8).permutation(len(classes))
         batch = {"classes": classes[order], "params": params[order]}
         buf = io.BytesIO()

@@ -1,11 +1,11 @@
 """Continuous workflow (paper Fig. 2, which the paper did not build): nothing waits.
 
-* Phase 0's uniform training, validation and test sets are simulated first (S0); the study
-  set is simulated while T0 trains (S'0, as in the streaming workflow), since only the first
-  policy refresh, after T0, needs it.
+* Phase 0's uniform training, validation and test sets are simulated first (S0); the policy's
+  study set, if it has one, is simulated while T0 trains (S'0, as in the streaming workflow),
+  since only the first policy refresh, after T0, needs it.
 * The simulator pool never idles: as soon as the study set is in, a feeder keeps every
   simulator worker busy with chunks drawn from the latest policy (uniform until the first
-  model exists).
+  model exists and the policy is ``ready``: fitted, or needing no model).
 * The trainer retrains, warm-started, on every training sample that has arrived whenever it
   is free and at least ``min_new_samples`` (default: one chunk) have arrived since its last
   training — it never retrains on the data it has just seen; after each training the AL task
@@ -30,7 +30,6 @@ import numpy as np
 from pydantic import Field
 
 from streamal.data.label import BatchLabel
-from streamal.policy.uncertainty import UncertaintyMixturePolicy
 from streamal.policy.uniform import UniformPolicy
 from streamal.train.spec import scheduled_epochs
 from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
@@ -117,23 +116,18 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
 
     async def _refresh_policy(self, r: int, checkpoint: str) -> None:
         """AL task on the study set with the newest model; later chunks draw from it."""
-        if isinstance(self.policy, UncertaintyMixturePolicy):
+        if self.policy.needs:
             await self.fit_policy(r, checkpoint)
         self._generation = r
 
     def _draw(self, i: int, n: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Chunk ``i`` of ``n`` samples: uniform until the first model (the warm-up)."""
         rng = self.rng(1000 + i)
-        fitted = getattr(self.policy, "study_classes_", None) is not None
-        if self._generation == 0 or not fitted:
-            uniform = UniformPolicy(self.ctx.space)
-            c, p = uniform.sample(max(1, n // len(self.ctx.space.classes)), rng)
-            return c[:n], p[:n], uniform.name
-        if isinstance(self.policy, UncertaintyMixturePolicy):
-            c, p = self.policy.sample_total(n, rng)
-        else:
-            c, p = self.policy.sample(max(1, n // len(self.ctx.space.classes)), rng)
-            c, p = c[:n], p[:n]
-        return c, p, self.policy.name
+        policy = self.policy
+        if self._generation == 0 or not policy.ready:
+            policy = UniformPolicy(self.ctx.space)
+        c, p = policy.sample_total(n, rng)
+        return c, p, policy.name
 
     async def _feed(self, budget: int, after: asyncio.Future) -> None:
         """Keep the sim pool full until ``budget`` AL samples are stored or time runs out.
