@@ -49,6 +49,7 @@ class TinyModel:
     class logits, one regression target (the first parameter) and its log-variance."""
 
     name = "tiny"
+    uncertainties = frozenset({"variance", "entropy"})
 
     def __new__(cls, space, input_shape, **options):
         return _tiny_class()(space, input_shape, **options)
@@ -61,6 +62,7 @@ def _tiny_class():
 
     class _Tiny(ModelPlugin):
         name = "tiny"
+        uncertainties = TinyModel.uncertainties
 
         def build(self):
             from torch import nn

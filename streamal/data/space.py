@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,20 +60,49 @@ class ClassSpace:
         return np.array([b[1] for b in self.bounds.values()], dtype=np.float64)
 
 
+_UNIT_WORDS = {"Å": "A", "°": "deg", "µ": "u", "μ": "u", "%": "pct", "/": "_per_", "Ω": "Ohm"}
+
+
+def unit_suffix(unit: str) -> str:
+    """An ASCII identifier for a unit, for metric names: ``"Å"`` → ``"A"``, ``"°"`` →
+    ``"deg"``, ``"m/s"`` → ``"m_per_s"``, ``""`` → ``""``."""
+    text = unit.strip()
+    for symbol, word in _UNIT_WORDS.items():
+        text = text.replace(symbol, word)
+    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
+
+
 @dataclass(frozen=True)
 class ParameterSpace:
     """A union of classes sharing one full parameter vector ``param_names``.
 
     Every sample is stored as ``(class index, full vector)``; a class's free parameters sit at
     their positions in the full vector and the tied ones are derived by :meth:`complete`.
+
+    Args:
+        param_names: The full parameter vector, in order.
+        classes: The classes, in label order.
+        units: Optional unit of each parameter, ``name -> unit`` (e.g. ``{"a": "Å",
+            "alpha": "°"}``); a parameter left out has none. Models name their metrics with
+            it (``mae_a_A``, see :func:`unit_suffix`).
     """
 
     param_names: tuple[str, ...]
     classes: tuple[ClassSpace, ...]
+    units: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.classes:
             raise ParameterError("a parameter space needs at least one class")
+        unknown_units = set(self.units) - set(self.param_names)
+        if unknown_units:
+            raise ParameterError(
+                f"units name unknown parameters {sorted(unknown_units)}; "
+                f"allowed: {list(self.param_names)}"
+            )
+        for p, u in self.units.items():
+            if not isinstance(u, str):
+                raise ParameterError(f"units[{p!r}] must be a string such as 'Å', got {u!r}")
         names = [c.name for c in self.classes]
         if len(set(names)) != len(names):
             raise ParameterError(f"class names must be unique, got {names}")
@@ -101,6 +131,12 @@ class ParameterSpace:
             raise ParameterError(
                 f"unknown class {name!r}; allowed: {list(self.class_names)}"
             ) from None
+
+    def unit(self, name: str) -> str:
+        """The unit of parameter ``name``, ``""`` if it has none."""
+        if name not in self.param_names:
+            raise ParameterError(f"unknown parameter {name!r}; allowed: {list(self.param_names)}")
+        return self.units.get(name, "")
 
     def free_indices(self, class_index: int) -> np.ndarray:
         """Positions of a class's free parameters in the full vector."""
@@ -180,10 +216,12 @@ class ParameterSpace:
                 }
                 for c in self.classes
             ],
+            "units": dict(self.units),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ParameterSpace:
+        """Inverse of :meth:`to_dict` (a dict without ``units`` gives a space without)."""
         classes = tuple(
             ClassSpace(
                 c["name"],
@@ -193,10 +231,12 @@ class ParameterSpace:
             )
             for c in data["classes"]
         )
-        return cls(tuple(data["param_names"]), classes)
+        return cls(tuple(data["param_names"]), classes, dict(data.get("units") or {}))
 
     def subset(self, class_names: Sequence[str]) -> ParameterSpace:
         """The same space restricted to some classes, in the given order."""
         return ParameterSpace(
-            self.param_names, tuple(self.classes[self.class_index(n)] for n in class_names)
+            self.param_names,
+            tuple(self.classes[self.class_index(n)] for n in class_names),
+            self.units,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -121,20 +121,3 @@ class Workflow(ABC):
             label = BatchLabel(0, split, uniform.name)
             jobs.append(self.simulate(f"p0/{split}", classes, params, label, stage="S0"))
         return jobs
-
-    def rows(self, split: str, max_phase: int | None = None) -> list[int]:
-        return self.trainer.rows(split, max_phase)
-
-    async def train(
-        self,
-        stage: str,
-        *,
-        epochs: int,
-        max_phase: int | None,
-        warm_start: str | None = None,
-        info: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Train on every training sample up to ``max_phase`` (see :class:`TrainingService`)."""
-        return await self.trainer.train(
-            stage, epochs=epochs, max_phase=max_phase, warm_start=warm_start, info=info
-        )

@@ -22,4 +22,4 @@ class BaselineWorkflow(Workflow):
                 f"workflow.phases: the baseline workflow has one phase, got {len(phases)}"
             )
         await asyncio.gather(*self.uniform_sets(phases[0].samples, self.options))
-        await self.train("T0", epochs=phases[0].epochs, max_phase=0)
+        await self.trainer.train("T0", epochs=phases[0].epochs, max_phase=0)

@@ -53,7 +53,7 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
     async def run(self) -> None:
         await self.gather(self.phase0_jobs(study=False))
         study = asyncio.ensure_future(self.study_job("S'0"))
-        n0 = len(self.rows("train", 0))
+        n0 = len(self.trainer.rows("train", 0))
         sizes = np.cumsum([n0] + [p.samples for p in self.phases[1:]])
         schedule = [p.epochs for p in self.phases]
         min_new = self.options.min_new_samples or self.ctx.config.simulator.chunk_size
@@ -67,7 +67,7 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         self._arrived = asyncio.Event()
         feeder = asyncio.ensure_future(self._feed(budget, after=study))
         try:
-            result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
+            result = await self.trainer.train("T0", epochs=self.phases[0].epochs, max_phase=0)
             await study
             r, trained_on = 0, result["n_train"]
             while True:
@@ -81,9 +81,9 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                     break  # the feeder finished during the refresh; nothing new to train on
                 # read together, with no await between: no sample can land in between
                 finished = self._feeder_done.is_set()
-                n_train = len(self.rows("train"))
+                n_train = len(self.trainer.rows("train"))
                 epochs = scheduled_epochs(n_train, sizes, schedule, self.options.min_epochs)
-                result = await self.train(
+                result = await self.trainer.train(
                     f"T{r}",
                     epochs=epochs,
                     max_phase=None,
@@ -103,13 +103,13 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
 
     def _everything_trained(self, trained_on: int) -> bool:
         """The feeder is done and the last training already saw every stored sample."""
-        return self._feeder_done.is_set() and len(self.rows("train")) <= trained_on
+        return self._feeder_done.is_set() and len(self.trainer.rows("train")) <= trained_on
 
     async def _wait_for_data(self, n_train: int) -> None:
         """Until ``n_train`` training samples are stored, or the feeder is done. Once the last
         chunks are in flight, until they are in: a training now would be superseded."""
         while not self._feeder_done.is_set():
-            if not self._all_submitted.is_set() and len(self.rows("train")) >= n_train:
+            if not self._all_submitted.is_set() and len(self.trainer.rows("train")) >= n_train:
                 return
             self._arrived.clear()
             await self._arrived.wait()

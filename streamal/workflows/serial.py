@@ -13,11 +13,11 @@ class SerialWorkflow(ActiveLearningWorkflow):
 
     async def run(self) -> None:
         await self.gather(self.phase0_jobs(study=True))
-        result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
+        result = await self.trainer.train("T0", epochs=self.phases[0].epochs, max_phase=0)
         for k in range(1, len(self.phases)):
             batch = await self.al_batch(k, self.phases[k].samples, result["best_checkpoint"])
             await self.simulate_al(f"p{k}/train", batch, slice(None), phase=k, stage=f"S{k}")
-            result = await self.train(
+            result = await self.trainer.train(
                 f"T{k}",
                 epochs=self.phases[k].epochs,
                 max_phase=k,

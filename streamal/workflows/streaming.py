@@ -81,7 +81,7 @@ class StreamingWorkflow(ActiveLearningWorkflow):
             rate, cost = measured_rates(self.ctx.scheduler.timeline.records, sim_phase, previous)
             f = balanced_fraction(
                 n,
-                len(self.rows("train", k)),
+                len(self.trainer.rows("train", k)),
                 rate,
                 cost,
                 self.phases[k].epochs,
@@ -95,7 +95,7 @@ class StreamingWorkflow(ActiveLearningWorkflow):
     async def run(self) -> None:
         await self.gather(self.phase0_jobs(study=False))
         study = asyncio.ensure_future(self.study_job("S'0"))
-        result = await self.train("T0", epochs=self.phases[0].epochs, max_phase=0)
+        result = await self.trainer.train("T0", epochs=self.phases[0].epochs, max_phase=0)
         await study
         sim_phase = "S0"
         for k in range(1, len(self.phases)):
@@ -112,7 +112,7 @@ class StreamingWorkflow(ActiveLearningWorkflow):
                         f"p{k}/stream", batch, slice(cut, None), phase=k + 1, stage=f"S'{k}"
                     )
                 )
-            result = await self.train(
+            result = await self.trainer.train(
                 f"T{k}",
                 epochs=self.phases[k].epochs,
                 max_phase=k,

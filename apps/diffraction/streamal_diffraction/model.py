@@ -10,9 +10,12 @@ Architecture (ALBAND, widths/depth configurable)::
 Loss = cross-entropy + mean(‖y − ŷ‖² / σ² + log σ²) (the paper's heteroscedastic term).
 
 Targets: every parameter that is free in some class in play, scaled by the union of its
-range over those classes, ``y = (x − low) / (high − low)``. For the paper's three classes with
+range over those classes, ``y = (x − low) / (high − low)``
+(:func:`streamal.train.targets.regression_scale`). For the paper's three classes with
 E2-like ranges this is the reference's ``[a − 3.5, c − 3.5, (α − 30)/90]``; the scale is kept
-so metrics report mean absolute errors in Å and degrees.
+so metrics report mean absolute errors in the space's units, named by
+:func:`streamal.train.targets.metric_name` (``mae_a_A``, ``mae_alpha_deg`` for
+:func:`streamal_diffraction.spaces.parameter_space`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from pydantic import Field
 from streamal.data.space import ParameterSpace
 from streamal.plugins import PluginOptions
 from streamal.train.model import ModelPlugin
+from streamal.train.targets import metric_name, regression_scale
+
+__all__ = ["CnnOptions", "DiffractionCnn", "regression_scale"]
 
 
 class CnnOptions(PluginOptions):
@@ -36,30 +42,12 @@ class CnnOptions(PluginOptions):
     negative_slope: float = Field(0.1, ge=0)
 
 
-def regression_scale(space: ParameterSpace) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Names, lows and highs of the regression targets of a space."""
-    names = [p for p in space.param_names if any(p in c.free for c in space.classes)]
-    lows, highs = [], []
-    for p in names:
-        values: list[float] = []
-        for c in space.classes:
-            if p in c.bounds:
-                values += list(c.bounds[p])
-            elif isinstance(c.tied.get(p), str):
-                values += list(c.bounds[c.tied[p]])
-            elif p in c.tied:
-                values.append(float(c.tied[p]))
-        lo, hi = min(values), max(values)
-        lows.append(lo)
-        highs.append(hi if hi > lo else lo + 1.0)
-    return names, np.array(lows), np.array(highs)
-
-
 class DiffractionCnn(ModelPlugin):
     """Symmetry class + lattice parameters from a time-of-flight Bragg profile."""
 
     name = "diffraction-cnn"
     Options = CnnOptions
+    uncertainties = frozenset({"variance", "entropy"})
 
     def __init__(self, space: ParameterSpace, input_shape, **options: Any) -> None:
         super().__init__(space, input_shape, **options)
@@ -138,8 +126,7 @@ class DiffractionCnn(ModelPlugin):
         }
         err = (y_hat - targets).abs().detach().cpu().numpy() * (self.high - self.low)
         for j, p in enumerate(self.target_names):
-            unit = "deg" if p in ("alpha", "beta", "gamma") else "A"
-            out[f"mae_{p}_{unit}"] = float(err[:, j].mean())
+            out[metric_name(self.space, "mae", p)] = float(err[:, j].mean())
         return out
 
     def uncertainty(self, output) -> dict[str, np.ndarray]:

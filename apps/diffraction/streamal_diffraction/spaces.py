@@ -46,6 +46,9 @@ DEFAULT_CLASSES = ("trigonal", "tetragonal", "cubic")
 
 PRESETS = ("e1", "e2")
 
+UNITS = {"a": "Å", "b": "Å", "c": "Å", "alpha": "°", "beta": "°", "gamma": "°"}
+"""Units of the cell parameters (metric names ``mae_a_A``, ``mae_alpha_deg``)."""
+
 _LENGTH = {"e1": (3.8, 4.2), "e2": (3.5, 4.5)}
 _CUBIC = {"e1": (3.5, 4.5), "e2": (2.5, 5.5)}
 _RHOMBO = {"e1": (60.0, 120.0), "e2": (30.0, 120.0)}
@@ -142,4 +145,4 @@ def parameter_space(
                 raise ParameterError(f"ranges[{name!r}][{p!r}] must be (low, high), got {lo_hi}")
             bounds[p] = (float(lo_hi[0]), float(lo_hi[1]))
         spaces.append(ClassSpace(name, bounds, dict(base.tied), dict(base.min_separation)))
-    return ParameterSpace(CELL_PARAMS, tuple(spaces))
+    return ParameterSpace(CELL_PARAMS, tuple(spaces), dict(UNITS))

@@ -1,0 +1,74 @@
+"""diffraction-cnn (and generic-mlp on diffraction data) pass the model conformance check."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+
+from streamal.train.generic import GenericMlp
+from streamal.train.model import check_model
+from streamal_diffraction import ALL_CLASSES, TofDiffractionSimulator, parameter_space
+from streamal_diffraction.model import DiffractionCnn
+
+
+@pytest.fixture(scope="module")
+def profiles() -> np.ndarray:
+    """Six real profiles of the default space (two per class), for the models' encoders."""
+    sim = TofDiffractionSimulator()
+    classes = np.repeat(np.arange(3), 2)
+    rng = np.random.default_rng(1)
+    params = np.concatenate(
+        [
+            sim.space.complete(
+                int(k), rng.uniform(sim.space.classes[k].low, sim.space.classes[k].high)
+            )
+            for k in classes
+        ]
+    )
+    a = params[classes == 1, 0]
+    params[classes == 1, 2] = np.where(a < 4.0, a + 0.1, a - 0.1)  # tetragonal: a != c
+    return sim.simulate(classes, params)
+
+
+def test_entry_point_and_declared_uncertainties() -> None:
+    (ep,) = [e for e in entry_points(group="streamal.models") if e.name == "diffraction-cnn"]
+    assert ep.load() is DiffractionCnn
+    assert DiffractionCnn.uncertainties == frozenset({"variance", "entropy"})
+
+
+def test_check_model_paper_classes(profiles: np.ndarray) -> None:
+    check_model(DiffractionCnn, parameter_space("e1"), profiles.shape[1:], inputs=profiles)
+
+
+def test_check_model_all_seven_classes() -> None:
+    check_model(DiffractionCnn, parameter_space("e2", classes=ALL_CLASSES), (512,))
+
+
+def test_generic_mlp_on_diffraction_profiles(profiles: np.ndarray) -> None:
+    check_model(
+        GenericMlp,
+        parameter_space("e2"),
+        profiles.shape[1:],
+        options={"conv_channels": [4, 8, 8], "hidden": [32]},
+        inputs=profiles,
+    )
+
+
+def test_metric_names_keep_the_units_of_the_cell_parameters() -> None:
+    import torch
+
+    space = parameter_space("e1", classes=ALL_CLASSES)
+    assert space.units == {"a": "Å", "b": "Å", "c": "Å", "alpha": "°", "beta": "°", "gamma": "°"}
+    model = DiffractionCnn(space, (512,))
+    n = len(ALL_CLASSES)
+    classes = torch.arange(n)
+    targets = torch.from_numpy(
+        model.encode_targets(np.arange(n), np.tile([4.0, 4, 4, 90, 90, 90], (n, 1)))
+    )
+    out = model.build().eval()(torch.rand(n, 512)).detach()
+    names = set(model.metrics(out, classes, targets))
+    assert {f"mae_{p}_A" for p in "abc"} | {
+        f"mae_{p}_deg" for p in ("alpha", "beta", "gamma")
+    } <= names
