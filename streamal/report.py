@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from streamal import durable
-from streamal.runtime.timeline import TaskRecord, load_records
+from streamal.runtime.timeline import TIMEOUT, TaskRecord, load_records
+
+#: Gantt hatch per attempt status (``done`` is plain); a timed-out attempt also gets a red edge.
+STATUS_HATCH = {"failed": "xx", "retried": "xx", "cancelled": "..", "lost": "xx", TIMEOUT: "//"}
+TIMEOUT_EDGE = "#d62728"
 
 
 def _records(run_dir: Path) -> list[TaskRecord]:
@@ -37,6 +41,7 @@ def phase_table(records: list[TaskRecord]) -> list[dict]:
                 "pool": "/".join(sorted({r.pool for r in rs})),
                 "tasks": len(rs),
                 "failed": sum(r.status == "failed" for r in rs),
+                "timeout": sum(r.status == TIMEOUT for r in rs),
                 "start_s": start - t0,
                 "end_s": end - t0,
                 "span_s": end - start,
@@ -86,14 +91,15 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
         lanes = sorted({tuple(r.worker_cores) for r in done if r.pool == pool})
         for lane in lanes:
             for r in (r for r in done if r.pool == pool and tuple(r.worker_cores) == lane):
-                hatch = "xx" if r.status != "done" else None
+                hatch = STATUS_HATCH.get(r.status, "xx") if r.status != "done" else None
                 ax.barh(
                     y,
                     r.ended - r.started,
                     left=r.started - t0,
                     height=0.8,
                     color=colours[r.stage],
-                    edgecolor=colours[r.stage],  # a tiny task still shows as a line
+                    # a tiny task still shows as a line; a timed-out one has a red edge
+                    edgecolor=TIMEOUT_EDGE if r.status == TIMEOUT else colours[r.stage],
                     linewidth=1.0,
                     hatch=hatch,
                 )
@@ -114,16 +120,22 @@ def _gantt(records: list[TaskRecord], path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the first task started")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in phases]
+    labels = list(phases)
+    for status in sorted({r.status for r in done} - {"done"}):
+        edge = TIMEOUT_EDGE if status == TIMEOUT else "black"
+        hatch = STATUS_HATCH.get(status, "xx")
+        handles.append(plt.Rectangle((0, 0), 1, 1, fill=False, edgecolor=edge, hatch=hatch))
+        labels.append(status)
     ax.legend(
         handles,
-        phases,
-        ncol=1 + len(phases) // 12,
+        labels,
+        ncol=1 + len(labels) // 12,
         fontsize=7,
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         frameon=False,
     )
-    ax.set_title("Tasks per pool (hatched: failed, retried or cancelled)")
+    ax.set_title("Tasks per pool (hatched: failed, retried, cancelled; // red edge: timeout)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -179,7 +191,8 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="Task groups (cf. the paper's Table III)")
-    for col in ("group", "pool", "tasks", "failed", "start (s)", "end (s)", "span (s)", "busy (s)"):
+    columns = ("group", "pool", "tasks", "failed", "timeout")
+    for col in (*columns, "start (s)", "end (s)", "span (s)", "busy (s)"):
         table.add_column(col, justify="left" if col in ("group", "pool") else "right")
     for r in rows:
         table.add_row(
@@ -187,6 +200,7 @@ def print_table(rows: list[dict]) -> None:
             r["pool"],
             str(r["tasks"]),
             str(r["failed"]),
+            str(r.get("timeout", 0)),
             f"{r['start_s']:.1f}",
             f"{r['end_s']:.1f}",
             f"{r['span_s']:.1f}",

@@ -35,6 +35,7 @@ from streamal.footprint import check_campaign, human_bytes
 from streamal.lock import RunDirLock
 from streamal.runtime.scheduler import Scheduler, TaskFailed
 from streamal.runtime.stale import stop_stale_processes
+from streamal.runtime.walltime import WalltimePolicy
 from streamal.train.metrics import MetricsLog
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -169,10 +170,11 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
     from streamal.workflows.base import RunContext
 
     workflow_cls = plugins.load("workflows", cfg.workflow.name)
-    store, space, input_shape = None, None, ()
+    store, space, input_shape, sim_cores = None, None, (), 1
     if cfg.simulator is not None:
         simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
         space, input_shape = simulator.space, tuple(simulator.output_shape)
+        sim_cores = cfg.simulator.mpi_ranks or getattr(simulator, "task_cores", 1)
         store = SampleStore(
             run_dir / "store.h5",
             param_names=space.param_names,
@@ -187,7 +189,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
         cfg.site,
         cfg.scheduler,
         run_dir,
-        sim_cores_per_worker=(cfg.simulator.mpi_ranks if cfg.simulator else None) or 1,
+        sim_cores_per_worker=sim_cores,
         train_worker_per_rank=getattr(workflow_cls, "train_worker_per_rank", False),
     )
     try:
@@ -196,6 +198,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
             run_dir=run_dir,
             retries=cfg.scheduler.retries,
             progress=cfg.scheduler.progress,
+            walltimes=WalltimePolicy(cfg.scheduler.walltime_s, cfg.scheduler.stage_walltime_s),
         )
         stopping.scheduler = scheduler
         async with scheduler:

@@ -1,4 +1,4 @@
-"""A live rich display with one row per pool: done / submitted, in flight, failed."""
+"""A live rich display with one row per pool: done / submitted, in flight, failed, timed out."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections import Counter
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streamal.runtime.timeline import TASK_STATUSES, TIMEOUT
 
 
 class PoolProgress:
@@ -21,12 +23,14 @@ class PoolProgress:
             TextColumn("{task.completed:>5.0f}/{task.total:<5.0f} done"),
             TextColumn("[cyan]{task.fields[inflight]} in flight"),
             TextColumn("[red]{task.fields[failed]} failed"),
+            TextColumn("[magenta]{task.fields[timeout]} timed out"),
             TimeElapsedColumn(),
             console=console,
             disable=not (enabled and console.is_terminal),
         )
         self._rows = {
-            p: self._progress.add_task(p, total=0, pool=p, inflight=0, failed=0) for p in pools
+            p: self._progress.add_task(p, total=0, pool=p, inflight=0, failed=0, timeout=0)
+            for p in pools
         }
 
     def start(self) -> None:
@@ -45,11 +49,12 @@ class PoolProgress:
 
     def _refresh(self, pool: str) -> None:
         c = self.counts[pool]
-        ended = c["done"] + c["failed"] + c["retried"] + c["cancelled"]
+        ended = sum(c[status] for status in TASK_STATUSES)  # every attempt that came back
         self._progress.update(
             self._rows[pool],
             total=c["submitted"],
             completed=ended,
             inflight=c["submitted"] - ended,
             failed=c["failed"],
+            timeout=c[TIMEOUT],
         )

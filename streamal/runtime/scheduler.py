@@ -11,6 +11,13 @@ Any number of tasks may be in flight per pool (Parsl queues them on the pool's w
 A failed attempt is retried up to ``retries`` times; each attempt leaves a
 :class:`~streamal.runtime.timeline.TaskRecord`. :meth:`TaskHandle.cancel` asks a running
 task to stop through its :class:`~streamal.runtime.task.CancelToken`.
+
+Walltimes (:class:`~streamal.runtime.walltime.WalltimePolicy`, per pool and stage prefix, or
+per call): an attempt running longer than its walltime is asked to stop through its token,
+recorded as ``timeout`` and counted as a failed attempt (retried per ``retries``); the
+scheduler stops waiting for it. Parsl cannot kill a running Python function, so one that
+never polls its token keeps its worker until it returns (an external program run by
+:mod:`streamal.simulation.program` is killed: it polls the token).
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from streamal.runtime.pools import POOLS
 from streamal.runtime.progress import PoolProgress
 from streamal.runtime.shutdown import kill_pools, stop_pools
 from streamal.runtime.task import CancelToken, TaskOutcome, execute
-from streamal.runtime.timeline import RUNNING, TaskRecord, Timeline
+from streamal.runtime.timeline import RUNNING, TIMEOUT, TaskRecord, Timeline
+from streamal.runtime.walltime import AttemptTokens, StartWatch, WalltimePolicy, run_marked
 
 if TYPE_CHECKING:
     import parsl
@@ -86,21 +94,38 @@ class TaskCancelledError(StreamalError):
 class TaskHandle:
     """An in-flight task: await it for the result, :meth:`cancel` to ask it to stop."""
 
-    def __init__(self, task: asyncio.Task, token: CancelToken, name: str, task_id: int) -> None:
+    def __init__(self, task: asyncio.Task, tokens: AttemptTokens, name: str, task_id: int) -> None:
         self._task = task
-        self.token = token
+        self._tokens = tokens
         self.name = name
         self.id = task_id
 
+    @property
+    def token(self) -> CancelToken:
+        """The cancel token of the attempt running now."""
+        return self._tokens.current
+
     def cancel(self) -> None:
         """Ask the task to stop; it returns once it polls its token (or before it starts)."""
-        self.token.set()
+        self._tokens.cancel()
 
     def done(self) -> bool:
         return self._task.done()
 
     def __await__(self):
         return self._task.__await__()
+
+
+@dataclasses.dataclass(frozen=True)
+class _TaskSpec:
+    """What every attempt of one task shares (its name, stage, attempt budget, walltime)."""
+
+    task_id: int
+    name: str
+    stage: str
+    attempts: int
+    info: dict[str, Any]
+    walltime_s: float | None
 
 
 class Scheduler:
@@ -112,6 +137,8 @@ class Scheduler:
         run_dir: Where ``timeline.json(l)`` and cancel tokens live; a temporary folder if None.
         retries: Extra attempts after a failure, unless a call overrides it.
         progress: Show a live rich display per pool.
+        walltimes: How long an attempt may run per pool / stage prefix, unless a call
+            overrides it; no limit by default.
     """
 
     def __init__(
@@ -122,12 +149,15 @@ class Scheduler:
         retries: int = 2,
         progress: bool = True,
         pools: tuple[str, ...] = POOLS,
+        walltimes: WalltimePolicy | None = None,
     ) -> None:
         self.parsl_config = parsl_config
         self._tmp = None if run_dir is not None else tempfile.TemporaryDirectory()
         self.run_dir = Path(run_dir if run_dir is not None else self._tmp.name)
         self.retries = retries
         self.pools = pools
+        self.walltimes = walltimes or WalltimePolicy()
+        self._starts = StartWatch(self.run_dir / "started")
         self.timeline = Timeline(self.run_dir)
         self.progress = PoolProgress(pools, enabled=progress)
         self._apps: dict[str, Callable[..., Any]] = {}
@@ -172,6 +202,7 @@ class Scheduler:
             pending = list(self._in_flight)
             await asyncio.to_thread(concurrent.futures.wait, pending, grace_s)
         self.progress.stop()
+        self._starts.close()
         if self._dfk is not None:
             import parsl
 
@@ -205,12 +236,14 @@ class Scheduler:
         name: str | None = None,
         retries: int | None = None,
         info: dict[str, Any] | None = None,
+        walltime_s: float | None = None,
         **kwargs: Any,
     ) -> TaskHandle:
         """Submit ``fn(*args, **kwargs)`` to ``pool`` and return at once.
 
         ``fn`` must be importable by the workers (a module-level function).
         ``info`` is copied into the task's timeline records (e.g. ``{"samples": 64}``).
+        ``walltime_s`` limits each attempt's run time (default: :attr:`walltimes`).
         """
         if pool not in self._apps:
             raise StreamalError(
@@ -218,13 +251,23 @@ class Scheduler:
             )
         task_id = self.timeline.next_id()
         name = name or f"{getattr(fn, '__name__', 'task')}-{task_id}"
-        token = CancelToken(str(self.run_dir / "cancel" / f"task-{task_id}"))
+        tokens = AttemptTokens(self.run_dir / "cancel" / f"task-{task_id}")
         attempts = 1 + (self.retries if retries is None else retries)
-        coro = self._run(pool, fn, args, kwargs, task_id, name, stage, token, attempts, info or {})
-        task = asyncio.ensure_future(coro)
+        if walltime_s is None:
+            walltime_s = self.walltimes.for_task(pool, stage)
+        task = asyncio.ensure_future(
+            self._run(
+                pool,
+                fn,
+                args,
+                kwargs,
+                _TaskSpec(task_id, name, stage, attempts, info or {}, walltime_s),
+                tokens,
+            )
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return TaskHandle(task, token, name, task_id)
+        return TaskHandle(task, tokens, name, task_id)
 
     async def submit(self, pool: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Submit and wait: ``await scheduler.submit(pool, fn, *args, stage=..., name=...)``."""
@@ -236,36 +279,41 @@ class Scheduler:
         fn: Callable[..., Any],
         args: tuple,
         kwargs: dict,
-        task_id: int,
-        name: str,
-        stage: str,
-        token: CancelToken,
-        attempts: int,
-        info: dict[str, Any],
+        task: _TaskSpec,
+        tokens: AttemptTokens,
     ) -> Any:
+        name, attempts = task.name, task.attempts
         for attempt in range(1, attempts + 1):
             now = time.time()
             pending = TaskRecord(
-                id=task_id,
+                id=task.task_id,
                 name=name,
                 pool=pool,
-                stage=stage,
+                stage=task.stage,
                 attempt=attempt,
                 submitted=now,
                 started=None,
                 ended=None,
                 returned=now,
                 status=RUNNING,
-                info=dict(info),
+                info=dict(task.info),
             )
             record = functools.partial(self._record, pending)
+            token = tokens.for_attempt(attempt)
             self.progress.submitted(pool)
             self.timeline.submitted(pending)
+            marker = self._starts.marker(task.task_id, attempt)
             try:
-                future = self._apps[pool](fn, args, kwargs, token)
+                if task.walltime_s is None:
+                    future = self._apps[pool](fn, args, kwargs, token)
+                else:
+                    marked = functools.partial(run_marked, str(marker), fn)
+                    future = self._apps[pool](marked, args, kwargs, token)
                 self._in_flight.add(future)
                 future.add_done_callback(self._in_flight.discard)
-                outcome: TaskOutcome = await _bridge(future)
+                outcome, timed_out = await self._starts.outcome(
+                    _bridge(future), marker, task.walltime_s
+                )
             except asyncio.CancelledError:
                 token.set()
                 record(TaskOutcome(cancelled=True), "cancelled")
@@ -274,14 +322,17 @@ class Scheduler:
                 outcome = TaskOutcome(
                     error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__
                 )
-            if outcome.cancelled:
+                timed_out = False
+            if timed_out:
+                token.set()  # cooperative code stops; the scheduler waits no longer
+            elif outcome.cancelled:
                 record(outcome, "cancelled")
                 raise TaskCancelledError(f"task {name!r} was cancelled")
-            if outcome.error is None:
+            elif outcome.error is None:
                 record(outcome, "done")
                 return outcome.value
             last = attempt == attempts
-            record(outcome, "failed" if last else "retried")
+            record(outcome, TIMEOUT if timed_out else "failed" if last else "retried")
             if last:
                 trace = outcome.value if isinstance(outcome.value, str) else ""
                 raise TaskFailed(name, attempts, outcome.error, trace)

@@ -17,7 +17,8 @@ from typing import Any
 
 from streamal import durable
 
-TASK_STATUSES = ("done", "failed", "retried", "cancelled", "lost")
+TIMEOUT = "timeout"  # ran past its walltime: asked to stop, counted as a failed attempt
+TASK_STATUSES = ("done", "failed", "retried", "cancelled", "lost", TIMEOUT)
 RUNNING = "running"  # in timeline.jsonl only: submitted, not returned (yet)
 
 

@@ -35,11 +35,14 @@ class Simulator(ABC):
         name: Entry-point name.
         space: Parameter space the simulator accepts.
         output_shape: Shape of one simulated sample.
+        task_cores: Cores one ``simulate`` call keeps busy (threads or ranks it starts); the
+            ``sim`` pool gives each worker that many pinned cores.
     """
 
     name: ClassVar[str] = ""
     space: ParameterSpace
     output_shape: tuple[int, ...]
+    task_cores: int = 1
 
     def simulate(self, classes: np.ndarray, params: np.ndarray) -> np.ndarray:
         """Simulate ``n`` samples.

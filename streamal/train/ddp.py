@@ -184,15 +184,36 @@ def _start_rank(
     )
 
 
-def _wait(procs: list[tuple[RankPlacement, subprocess.Popen, Path]], timeout: float | None) -> None:
-    """Wait for every rank; on the first failure (or the timeout) raise with its log tail."""
+#: Seconds the ranks get to finish their epoch and save once their task is asked to stop.
+STOP_GRACE_S = 60.0
+
+
+def _wait(
+    procs: list[tuple[RankPlacement, subprocess.Popen, Path]],
+    timeout: float | None,
+    stop_file: str | None,
+) -> None:
+    """Wait for every rank; on the first failure (or the timeout) raise with its log tail.
+
+    When the task is asked to stop (its walltime, or the run stopping), ``stop_file`` asks
+    the ranks to save ``last.pt`` after their current epoch; they get
+    :data:`STOP_GRACE_S` to do so, then :class:`~streamal.runtime.task.TaskCancelled` is
+    raised (ranks still running are killed by the caller).
+    """
+    from streamal.runtime.task import cancelled, raise_if_cancelled
+
     deadline = None if timeout is None else time.time() + timeout
     while any(p.poll() is None for _, p, _ in procs):
         if any(p.poll() not in (None, 0) for _, p, _ in procs):
             break
+        if stop_file and cancelled() and not os.path.exists(stop_file):
+            Path(stop_file).touch()
+            grace = time.time() + STOP_GRACE_S
+            deadline = grace if deadline is None else min(deadline, grace)
         if deadline is not None and time.time() > deadline:
             break
         time.sleep(0.2)
+    raise_if_cancelled()
     failed = [(r, p, log) for r, p, log in procs if p.poll() not in (None, 0)]
     if failed or any(p.poll() is None for _, p, _ in procs):
         r, p, log = failed[0] if failed else procs[0]
@@ -212,6 +233,8 @@ def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     interface = interface_of(spec.master_addr)
     durable.remove_temporaries(out)
+    if spec.cancel_path:  # a previous attempt's stop request is not this attempt's
+        Path(spec.cancel_path).unlink(missing_ok=True)
     spec_path = spec.write(out / "spec.json")
     base = dict(os.environ)
     procs: list[tuple[RankPlacement, subprocess.Popen, Path]] = []
@@ -224,7 +247,7 @@ def train(spec: TrainSpec, *, timeout: float | None = None) -> dict[str, Any]:
                     procs.append(
                         (r, _start_rank(spec, r, spec_path, store, interface, base, handle), log)
                     )
-            _wait(procs, timeout)
+            _wait(procs, timeout, spec.cancel_path)
         finally:
             for _, p, _ in procs:
                 if p.poll() is None:
