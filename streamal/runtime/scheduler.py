@@ -88,7 +88,8 @@ class TaskFailed(StreamalError):
 
 
 class TaskCancelledError(StreamalError):
-    """A task stopped because it was cancelled."""
+    """In the driver: a task stopped because it was cancelled (inside its worker it saw
+    :class:`~streamal.runtime.task.StopRequested`)."""
 
 
 class TaskHandle:

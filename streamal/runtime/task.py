@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 
-class TaskCancelled(Exception):
-    """Raised by :func:`raise_if_cancelled` inside a task whose token was set."""
+class StopRequested(Exception):
+    """Inside a worker: the running task was asked to stop (raised by
+    :func:`raise_if_cancelled`). The driver then sees
+    :class:`~streamal.runtime.scheduler.TaskCancelledError`."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,9 @@ def cancelled() -> bool:
 
 
 def raise_if_cancelled() -> None:
-    """Raise :class:`TaskCancelled` if the running task has been asked to stop."""
+    """Raise :class:`StopRequested` if the running task has been asked to stop."""
     if cancelled():
-        raise TaskCancelled("cancelled by the scheduler")
+        raise StopRequested("cancelled by the scheduler")
 
 
 @dataclass
@@ -83,9 +85,9 @@ def execute(fn: Callable[..., Any], args: tuple, kwargs: dict, token: CancelToke
     _current = token
     try:
         if token.is_set:
-            raise TaskCancelled("cancelled before it started")
+            raise StopRequested("cancelled before it started")
         outcome.value = fn(*args, **kwargs)
-    except TaskCancelled:
+    except StopRequested:
         outcome.cancelled = True
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the driver
         outcome.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()

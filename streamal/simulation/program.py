@@ -118,9 +118,9 @@ def run_program(
 
     Raises:
         SimulationError: It could not start, exited with a non-zero status, or timed out.
-        TaskCancelled: The scheduler asked the task to stop; the program was killed.
+        StopRequested: The scheduler asked the task to stop; the program was killed.
     """
-    from streamal.runtime.task import TaskCancelled, cancelled
+    from streamal.runtime.task import StopRequested, cancelled
     from streamal.runtime.tether import die_with_parent, libc_prctl
 
     command = shlex.join(argv)
@@ -151,7 +151,7 @@ def run_program(
                 pass
             if cancelled():
                 kill_process_tree(proc)
-                raise TaskCancelled(f"{what}: command {command!r} killed: task cancelled")
+                raise StopRequested(f"{what}: command {command!r} killed: task cancelled")
             if deadline is not None and time.monotonic() > deadline:
                 kill_process_tree(proc)
                 raise SimulationError(

@@ -197,7 +197,7 @@ def _wait(
 
     When the task is asked to stop (its walltime, or the run stopping), ``stop_file`` asks
     the ranks to save ``last.pt`` after their current epoch; they get
-    :data:`STOP_GRACE_S` to do so, then :class:`~streamal.runtime.task.TaskCancelled` is
+    :data:`STOP_GRACE_S` to do so, then :class:`~streamal.runtime.task.StopRequested` is
     raised (ranks still running are killed by the caller).
     """
     from streamal.runtime.task import cancelled, raise_if_cancelled
