@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamal.train.generic import GenericMlp
-from streamal.train.model import check_model
+from streamal.train.model_checks import check_model
 from streamal_diffraction import ALL_CLASSES, TofDiffractionSimulator, parameter_space
 from streamal_diffraction.model import DiffractionCnn
 
