@@ -162,6 +162,19 @@ def test_mpi_ranks_start_the_program_under_mpiexec(peak, tmp_path):
     assert sorted(p.name for p in workdir.glob("pid-*.txt")) == ["pid-0.txt", "pid-1.txt"]
 
 
+def test_an_mpi_program_starts_behind_the_sites_launcher_unless_one_is_named(peak, tmp_path):
+    from streamal.simulation.context import ChunkContext, simulating
+
+    srun = tmp_path / "srun"
+    sim = _sim(peak, tmp_path, mpi_ranks=2, launcher_path=str(srun))
+    with simulating(ChunkContext("p0/train/0", None, mpi_launcher="srun")):
+        argv = sim.command_line(tmp_path)
+    assert argv[0] == str(srun) and "--ntasks" in " ".join(argv), argv
+    named = _sim(peak, tmp_path, mpi_ranks=2, launcher="mpiexec", launcher_path="/x/mpiexec")
+    with simulating(ChunkContext("p0/train/0", None, mpi_launcher="srun")):
+        assert named.command_line(tmp_path)[:3] == ["/x/mpiexec", "-n", "2"]
+
+
 @pytest.mark.mpi
 def test_a_hanging_mpi_program_loses_every_rank_at_its_timeout(peak, tmp_path):
     pytest.importorskip("mpi4py")

@@ -129,8 +129,13 @@ async def simulate_batch(
     chunk_size: int,
     stage: str,
     mpi_ranks: int | None = None,
+    mpi_launcher: str | None = None,
 ) -> SimulationReport:
-    """Simulate ``params`` in chunks on the sim pool and append each chunk as it returns."""
+    """Simulate ``params`` in chunks on the sim pool and append each chunk as it returns.
+
+    ``mpi_launcher`` (the site's) is handed to the simulator through its
+    :class:`~streamal.simulation.context.ChunkContext`.
+    """
     import json
 
     from streamal.runtime.scheduler import TaskFailed
@@ -148,7 +153,10 @@ async def simulate_batch(
         if mpi_ranks:
             fn, extra = simulate_chunk_mpi, {"ranks": mpi_ranks}
         else:
-            fn, extra = simulate_chunk, {"context": ChunkContext(batch_key, workdir_root)}
+            fn, extra = (
+                simulate_chunk,
+                {"context": ChunkContext(batch_key, workdir_root, mpi_launcher)},
+            )
         out = await scheduler.submit(
             SIM_POOL,
             fn,

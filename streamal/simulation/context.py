@@ -25,10 +25,13 @@ class ChunkContext:
     Attributes:
         key: The store key the chunk is appended under (``"p1/train/3"``, ``"p1/train/3/0-32"``).
         workdir_root: Where simulators keep per-chunk files (``<run dir>/sim-work``), or None.
+        mpi_launcher: The run's site's MPI launcher (``mpiexec``, ``srun``, ``aprun``), for
+            simulators that start MPI programs; None when unknown.
     """
 
     key: str
     workdir_root: str | None = None
+    mpi_launcher: str | None = None
 
 
 _current: ChunkContext | None = None

@@ -81,8 +81,10 @@ class ExecutableOptions(PluginOptions):
         1, gt=0, description="OMP_NUM_THREADS of the program; the sim worker pins this many cores"
     )
     mpi_ranks: int | None = Field(None, gt=0, description="start the program as N MPI ranks")
-    launcher: Literal["mpiexec", "srun", "aprun"] = Field(
-        "mpiexec", description="MPI launcher for mpi_ranks (Parsl's prefix for it)"
+    launcher: Literal["mpiexec", "srun", "aprun"] | None = Field(
+        None,
+        description="MPI launcher for mpi_ranks (Parsl's prefix for it); default: the site's "
+        "(local: mpiexec)",
     )
     launcher_options: str = Field("", description="extra launcher options, e.g. binding")
     launcher_path: str | None = Field(
@@ -164,6 +166,11 @@ class ExecutableSimulator(Simulator):
             workdir, self.opts.output_file, n, tuple(self.output_shape)
         )
 
+    def launcher(self) -> str:
+        """The MPI launcher: the option, else the run's site's, else ``mpiexec``."""
+        chunk = current_chunk()
+        return self.opts.launcher or (chunk.mpi_launcher if chunk else None) or "mpiexec"
+
     def command_line(self, workdir: Path) -> list[str]:
         """The argv of one program run in ``workdir`` (launcher prefix included)."""
         o = self.opts
@@ -181,7 +188,7 @@ class ExecutableSimulator(Simulator):
         if o.mpi_ranks:
             argv = [
                 *program.launch_prefix(
-                    o.launcher, o.mpi_ranks, options=o.launcher_options, path=o.launcher_path
+                    self.launcher(), o.mpi_ranks, options=o.launcher_options, path=o.launcher_path
                 ),
                 *argv,
             ]

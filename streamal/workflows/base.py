@@ -90,6 +90,8 @@ class Workflow(ABC):
         stage: str,
     ) -> SimulationReport:
         """Simulate ``params`` on the sim pool in chunks; store each chunk under ``label``."""
+        from streamal.cluster import sites
+
         cfg = self.ctx.config.simulator
         return await simulate_batch(
             self.ctx.scheduler,
@@ -103,6 +105,7 @@ class Workflow(ABC):
             chunk_size=cfg.chunk_size,
             stage=stage,
             mpi_ranks=cfg.mpi_ranks,
+            mpi_launcher=sites.get(self.ctx.config.site.name).mpi_launcher,
         )
 
     def uniform_sets(self, n_per_class: int, options: SplitOptions) -> list:
