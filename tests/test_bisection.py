@@ -36,8 +36,11 @@ class CountingScheduler:
         self.stop_after = stop_after
         self.tasks: list[tuple[str, int]] = []
 
-    async def submit(self, pool, fn, *args, name, retries, info, stage="", **kwargs):  # noqa: ANN001, ANN201
-        attempts = 1 + (self.retries if retries is None else retries)
+    async def submit(  # noqa: ANN201
+        self, pool, fn, *args, name, retries, info, stage="", retry_lost_only=False, **kwargs
+    ):  # noqa: ANN001
+        # every failure here is the task's own: with retry_lost_only, none is retried
+        attempts = 1 if retry_lost_only else 1 + (self.retries if retries is None else retries)
         for _ in range(attempts):
             if self.stop_after is not None and len(self.tasks) >= self.stop_after:
                 raise Interrupted

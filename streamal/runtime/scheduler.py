@@ -127,6 +127,7 @@ class _TaskSpec:
     attempts: int
     info: dict[str, Any]
     walltime_s: float | None
+    retry_lost_only: bool = False
 
 
 class Scheduler:
@@ -238,6 +239,7 @@ class Scheduler:
         retries: int | None = None,
         info: dict[str, Any] | None = None,
         walltime_s: float | None = None,
+        retry_lost_only: bool = False,
         **kwargs: Any,
     ) -> TaskHandle:
         """Submit ``fn(*args, **kwargs)`` to ``pool`` and return at once.
@@ -245,6 +247,9 @@ class Scheduler:
         ``fn`` must be importable by the workers (a module-level function).
         ``info`` is copied into the task's timeline records (e.g. ``{"samples": 64}``).
         ``walltime_s`` limits each attempt's run time (default: :attr:`walltimes`).
+        ``retry_lost_only``: retry only an attempt the infrastructure lost (a worker or node
+        died, the result could not come back), not one that failed or timed out in the task
+        itself — for callers that handle those otherwise (a failing simulation chunk is split).
         """
         if pool not in self._apps:
             raise StreamalError(
@@ -262,7 +267,7 @@ class Scheduler:
                 fn,
                 args,
                 kwargs,
-                _TaskSpec(task_id, name, stage, attempts, info or {}, walltime_s),
+                _TaskSpec(task_id, name, stage, attempts, info or {}, walltime_s, retry_lost_only),
                 tokens,
             )
         )
@@ -304,6 +309,7 @@ class Scheduler:
             self.progress.submitted(pool)
             self.timeline.submitted(pending)
             marker = self._starts.marker(task.task_id, attempt)
+            lost = False
             try:
                 if task.walltime_s is None:
                     future = self._apps[pool](fn, args, kwargs, token)
@@ -323,7 +329,7 @@ class Scheduler:
                 outcome = TaskOutcome(
                     error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__
                 )
-                timed_out = False
+                timed_out, lost = False, True
             if timed_out:
                 token.set()  # cooperative code stops; the scheduler waits no longer
             elif outcome.cancelled:
@@ -332,7 +338,7 @@ class Scheduler:
             elif outcome.error is None:
                 record(outcome, "done")
                 return outcome.value
-            last = attempt == attempts
+            last = attempt == attempts or (task.retry_lost_only and not lost)
             record(outcome, TIMEOUT if timed_out else "failed" if last else "retried")
             if last:
                 trace = outcome.value if isinstance(outcome.value, str) else ""

@@ -1,8 +1,10 @@
 """Simulation tasks: chunks of samples run on the ``sim`` pool, results appended to the store.
 
-A chunk that fails is not retried whole: it is split into about ``√n`` pieces, one task each
-(no retries), and a failing piece is split the same way, down to single samples. The split is
-the retry of a transient failure (every piece then succeeds) and isolates a deterministic one:
+A chunk whose worker was lost is retried (``scheduler.retries``); a chunk that fails in the
+simulator (or past its walltime) is not retried whole: it is split into about ``√n`` pieces,
+one task each (no retries), and a failing piece is split the same way, down to single samples.
+The split is the retry of a transient failure (every piece then succeeds) and isolates a
+deterministic one:
 the good pieces are stored as they return and each bad sample is recorded in the store's
 failure table with its error — a sample is never silently dropped. A chunk of 64 samples with
 one bad sample costs 15 tasks and 139 simulated samples (most samples are simulated twice);
@@ -148,7 +150,9 @@ async def simulate_batch(
     # pieces of chunks a previous run had already bisected (computed once, not per chunk)
     done = done_pieces(store.batch_keys() | failed_keys, key)
 
-    async def simulate_and_store(batch_key: str, rows: np.ndarray, retries: int) -> None:
+    async def simulate_and_store(
+        batch_key: str, rows: np.ndarray, retries: int | None, retry_lost_only: bool = False
+    ) -> None:
         """One task for ``rows``; its output is appended under ``batch_key`` (or it raises)."""
         if mpi_ranks:
             fn, extra = simulate_chunk_mpi, {"ranks": mpi_ranks}
@@ -167,6 +171,7 @@ async def simulate_batch(
             stage=stage,
             name=batch_key,
             retries=retries,
+            retry_lost_only=retry_lost_only,
             info={"samples": len(rows), "split": label.split},
             **extra,
         )
@@ -187,7 +192,7 @@ async def simulate_batch(
         pieces = done.get(chunk_key, [])
         if not pieces:
             try:
-                return await simulate_and_store(chunk_key, rows, 0)
+                return await simulate_and_store(chunk_key, rows, None, retry_lost_only=True)
             except TaskFailed:
                 pass  # split to isolate the bad samples: about √n pieces, no retries
         await split(chunk_key, rows, 0, len(rows), pieces)
