@@ -118,3 +118,27 @@ def test_balanced_fraction_equalises_the_parallel_group(n, n_train, rate, cost, 
     sim_time = (1 - f) * n / rate
     train_time = cost * epochs * (n_train + f * n)
     assert np.isclose(sim_time, train_time)
+
+
+def test_auto_split_measures_the_simulation_rate_of_its_stage_from_the_timeline():
+    from streamal.runtime.timeline import TaskRecord
+    from streamal.workflows.streaming import measured_rates
+
+    def rec(stage, started, ended, samples):
+        return TaskRecord(
+            1,
+            stage,
+            "sim",
+            stage,
+            1,
+            started,
+            started,
+            ended,
+            ended,
+            "done",
+            info={"samples": samples},
+        )
+
+    records = [rec("S1", 0.0, 5.0, 30), rec("S1", 5.0, 10.0, 30), rec("T0", 0.0, 50.0, 0)]
+    rate, cost = measured_rates(records, "S1", {"wall_s": 20.0, "n_train": 100, "epochs": 2})
+    assert rate == 6.0 and cost == 0.1

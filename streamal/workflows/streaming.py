@@ -54,11 +54,11 @@ def balanced_fraction(
 
 
 def measured_rates(
-    records: list[TaskRecord], sim_phase: str, train_entry: dict
+    records: list[TaskRecord], sim_stage: str, train_entry: dict
 ) -> tuple[float, float]:
-    """Simulation rate (samples/s over the span of ``sim_phase``) and training cost
+    """Simulation rate (samples/s over the span of ``sim_stage``) and training cost
     (s per sample-epoch of the last training)."""
-    sims = [r for r in records if r.phase == sim_phase and r.status == "done" and r.started]
+    sims = [r for r in records if r.stage == sim_stage and r.status == "done" and r.started]
     span = max(r.ended for r in sims) - min(r.started for r in sims) if sims else 0.0
     rate = sum(r.info.get("samples", 0) for r in sims) / span if span > 0 else float("inf")
     cost = train_entry["wall_s"] / max(1, train_entry["n_train"] * train_entry["epochs"])
@@ -69,7 +69,7 @@ class StreamingWorkflow(ActiveLearningWorkflow):
     name = "streaming"
     Options = StreamingOptions
 
-    def split_for(self, k: int, n: int, previous: dict, sim_phase: str) -> float:
+    def split_for(self, k: int, n: int, previous: dict, sim_stage: str) -> float:
         """The fraction simulated before T_k; saved so a resumed run splits the same way."""
         path = self.al_dir / f"split-{k}.json"
         saved = durable.read_json(path, default=None)
@@ -78,7 +78,7 @@ class StreamingWorkflow(ActiveLearningWorkflow):
         if k == len(self.phases) - 1:
             f = 1.0
         elif self.options.split_fraction == "auto":
-            rate, cost = measured_rates(self.ctx.scheduler.timeline.records, sim_phase, previous)
+            rate, cost = measured_rates(self.ctx.scheduler.timeline.records, sim_stage, previous)
             f = balanced_fraction(
                 n,
                 len(self.trainer.rows("train", k)),
@@ -97,14 +97,14 @@ class StreamingWorkflow(ActiveLearningWorkflow):
         study = asyncio.ensure_future(self.study_job("S'0"))
         result = await self.trainer.train("T0", epochs=self.phases[0].epochs, max_phase=0)
         await study
-        sim_phase = "S0"
+        sim_stage = "S0"
         for k in range(1, len(self.phases)):
             n = self.phases[k].samples
             batch = await self.al_batch(k, n, result["best_checkpoint"])
-            f = self.split_for(k, n, result, sim_phase)
+            f = self.split_for(k, n, result, sim_stage)
             cut = round(f * len(batch["classes"]))
             await self.simulate_al(f"p{k}/train", batch, slice(0, cut), phase=k, stage=f"S{k}")
-            sim_phase = f"S{k}"
+            sim_stage = f"S{k}"
             later = None
             if cut < len(batch["classes"]):
                 later = asyncio.ensure_future(
