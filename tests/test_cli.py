@@ -5,13 +5,16 @@ import sys
 import pytest
 
 
-def streamal(*args, check=False):
+def streamal(*args, check=False, env=None, cwd=None):
+    """``python -m streamal ARGS`` in a subprocess, output captured."""
     return subprocess.run(
         [sys.executable, "-m", "streamal", *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=check,
+        env=env,
+        cwd=cwd,
     )
 
 

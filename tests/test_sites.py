@@ -3,8 +3,6 @@
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from streamal.cluster.plan import plan_for
 from streamal.cluster.sites import SiteProfile, check_site_profile
 from streamal.config import SchedulerConfig, SiteConfig
 from streamal.errors import PluginError
+from tests.test_cli import streamal
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = Path(__file__).resolve().parent / "site_plugin"
@@ -38,17 +37,6 @@ def _register_tiny_site(tmp_path: Path) -> dict[str, str]:
     (dist / "entry_points.txt").write_text("[streamal.sites]\ntest-site = tiny_site:TinySite\n")
     path = [str(tmp_path), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-
-
-def streamal(*args, env=None, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "streamal", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=cwd,
-    )
 
 
 def test_built_in_sites_are_registered():
