@@ -38,9 +38,10 @@ def makespan(run_dir: Path) -> float:
 def overlap_efficiency(run_dir: Path) -> dict[str, float]:
     """Busy core-seconds / available core-seconds of each pool over the makespan."""
     plan = json.loads((run_dir / "run.json").read_text())["plan"]
+    nodes = plan.get("nodes", 1)  # every node is split the same way
     cores = {
-        "sim": len(plan["sim_cores"]),
-        "train": sum(len(r["cores"]) for r in plan["trainer_ranks"]),
+        "sim": len(plan["sim_cores"]) * nodes,
+        "train": sum(len(r["cores"]) for r in plan["trainer_ranks"]) * nodes,
     }
     recs = [r for r in load_records(run_dir / "timeline.json") if r.started and r.ended]
     span = makespan(run_dir)

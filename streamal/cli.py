@@ -31,15 +31,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     validated on another machine than the one that runs it).
     """
     from streamal.config import load_config
+    from streamal.overrides import parse_overrides
 
+    overrides = parse_overrides(args.set)  # a malformed --set: one line, exit 2
     bad = 0
     for path in args.config:
         try:
-            cfg = load_config(path)
+            cfg = load_config(path, overrides=overrides)
             store = _validate_footprint(cfg, args.run_dir)
         except (ConfigError, PluginError) as exc:
             message = str(exc)
-            if not message.startswith(f"{path}:"):
+            if not message.startswith(str(path)):
                 message = f"{path}: {message}"
             print(f"error: {message}", file=sys.stderr)
             bad += 1
@@ -62,18 +64,38 @@ def _validate_footprint(cfg: RunConfig, run_dir: str | None) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    """The NodePlan of the config's site (default ``local``), with the flags on top."""
+    """The NodePlan of the config's site (default ``local``), with the flags on top.
+
+    ``--nodes`` is checked here, not by argparse, so a bad value is one ``error:`` line.
+    """
     from streamal.cluster import sites
     from streamal.cluster.plan import describe, plan_for
     from streamal.config import SiteConfig, load_config
+    from streamal.overrides import parse_overrides
 
-    site = load_config(args.config).site if args.config else SiteConfig()
+    if args.set and not args.config:
+        raise ConfigError("plan: --set needs a CONFIG")
+    overrides = parse_overrides(args.set)
+    site = load_config(args.config, overrides=overrides).site if args.config else SiteConfig()
     if args.site:
         try:
             sites.get(args.site)
         except PluginError as exc:
             raise ConfigError(f"--site: {exc}") from None
-    flags = {"name": args.site, "trainer_ranks": args.ranks, "cores_per_rank": args.cores_per_rank}
+    nodes = None
+    if args.nodes is not None:
+        try:
+            nodes = int(args.nodes)
+        except ValueError:
+            nodes = 0
+        if nodes < 1:
+            raise ConfigError(f"--nodes: must be an integer >= 1 (got {args.nodes!r})")
+    flags = {
+        "name": args.site,
+        "trainer_ranks": args.ranks,
+        "cores_per_rank": args.cores_per_rank,
+        "nodes": nodes,
+    }
     # a copy without validation: a batch site's plan needs no `account`
     site = site.model_copy(update={k: v for k, v in flags.items() if v is not None})
     plan = plan_for(site)
@@ -96,9 +118,15 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from streamal.overrides import parse_overrides
     from streamal.runner import run_campaign
 
-    return run_campaign(config_path=args.config, run_dir=args.run_dir, resume=args.resume)
+    return run_campaign(
+        config_path=args.config,
+        run_dir=args.run_dir,
+        resume=args.resume,
+        overrides=parse_overrides(args.set),
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -120,6 +148,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY.PATH=VALUE`` (repeatable), parsed by :mod:`streamal.overrides`."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a config key before validation, e.g. site.nodes=2 or "
+        "workflow.phases[1].samples=900; the value is YAML; repeatable, applied in order",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="streamal", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -128,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="YAML config (omit with --resume)")
     run.add_argument("--run-dir", help="output folder (default runs/<name>-<timestamp>)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    _add_set_option(run)
     run.set_defaults(func=_cmd_run)
 
     plan = sub.add_parser("plan", help="show how a node is split between the pools")
@@ -137,7 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--ranks", type=_positive, help="trainer ranks (default: one per GPU, else 1)"
     )
     plan.add_argument("--cores-per-rank", type=_positive)
+    plan.add_argument(
+        "--nodes",
+        metavar="N",
+        help="nodes to plan for, >= 1 (default: the config's site.nodes, else 1)",
+    )
     plan.add_argument("--json", action="store_true")
+    _add_set_option(plan)
     plan.set_defaults(func=_cmd_plan)
 
     val = sub.add_parser("validate", help="check configs; exit 2 naming the bad key")
@@ -145,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument(
         "--run-dir", help="also check that the campaign's store fits on this folder's disk"
     )
+    _add_set_option(val)
     val.set_defaults(func=_cmd_validate)
 
     plg = sub.add_parser("plugins", help="list installed entry-point plugins")

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +27,9 @@ from pydantic import (
 )
 
 from streamal.errors import ConfigError, PluginError
+
+if TYPE_CHECKING:
+    from streamal.overrides import Override
 
 #: Upper bound of every sample count in a config (a phase's ``samples``, a chunk, a policy's
 #: ``study_size``). The paper's largest campaign (E2) simulates 2.6e5 samples per phase; 1e8
@@ -314,12 +318,41 @@ def parse_config(
 
 
 def load_config(
-    path: str | Path, *, check_plugins: bool = True, check_node: bool = True
+    path: str | Path,
+    *,
+    check_plugins: bool = True,
+    check_node: bool = True,
+    overrides: Sequence[Override] = (),
 ) -> RunConfig:
     """Read a UTF-8 YAML file (safe loader) and validate it (see :func:`parse_config`).
 
+    Args:
+        path: The YAML file.
+        check_plugins: As for :func:`parse_config`.
+        check_node: As for :func:`parse_config`.
+        overrides: ``--set`` overrides (:func:`streamal.overrides.parse_overrides`), applied
+            in order to the loaded mapping before validation.
+
     Raises:
-        ConfigError: The file is missing, is not UTF-8 or not valid YAML, or fails validation.
+        ConfigError: The file is missing, is not UTF-8 or not valid YAML, an override cannot
+            be applied, or the result fails validation.
+    """
+    return load_effective_config(
+        path, check_plugins=check_plugins, check_node=check_node, overrides=overrides
+    )[0]
+
+
+def load_effective_config(
+    path: str | Path,
+    *,
+    check_plugins: bool = True,
+    check_node: bool = True,
+    overrides: Sequence[Override] = (),
+) -> tuple[RunConfig, bytes]:
+    """:func:`load_config`, plus the bytes to save as a run's ``config.yaml``.
+
+    Those are the file as read when there are no overrides; otherwise the effective mapping as
+    YAML (:func:`streamal.overrides.dump_effective_config`), so a resume reads the same values.
     """
     path = Path(path)
     try:
@@ -338,4 +371,15 @@ def load_config(
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(data, source=str(path), check_plugins=check_plugins, check_node=check_node)
+    if not overrides:
+        cfg = parse_config(
+            data, source=str(path), check_plugins=check_plugins, check_node=check_node
+        )
+        return cfg, raw
+    from streamal.overrides import apply_overrides, dump_effective_config
+
+    data = apply_overrides(data, overrides)
+    cfg = parse_config(
+        data, source=f"{path} (with --set)", check_plugins=check_plugins, check_node=check_node
+    )
+    return cfg, dump_effective_config(data, source=str(path), overrides=overrides).encode()

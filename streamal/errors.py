@@ -118,3 +118,8 @@ def _mount_point(path: Path) -> Path:
     while not os.path.ismount(p) and p != p.parent:
         p = p.parent
     return p
+
+
+def os_reason(exc: BaseException) -> str:
+    """The system's reason for an OS error (``Permission denied``), else the message."""
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -2,7 +2,7 @@
 
 Run directory::
 
-    config.yaml      the config as given        run.json      fingerprint, plan, status
+    config.yaml      the config (with --set)    run.json      fingerprint, plan, status
     store.h5         samples (append-only)      timeline.json one record per task attempt
     checkpoints/     per phase: best.pt, last.pt metrics.json  per-phase metrics
     report/          Gantt, utilisation, metrics plots
@@ -13,148 +13,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
-import json
 import os
 import shlex
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from streamal import durable, plugins
 from streamal.cluster.parsl_config import build_parsl_config
 from streamal.cluster.plan import NodePlan, plan_for
-from streamal.config import RunConfig, load_config
+from streamal.config import RunConfig
 from streamal.data.store import SampleStore
-from streamal.errors import ConfigError, DiskFullError
-from streamal.footprint import check_campaign, human_bytes
-from streamal.lock import RunDirLock
+from streamal.errors import ConfigError, DiskFullError, os_reason
+from streamal.footprint import human_bytes
+from streamal.run_dir import prepare_run_dir
 from streamal.runtime.scheduler import Scheduler, TaskFailed
-from streamal.runtime.stale import stop_stale_processes
 from streamal.runtime.walltime import WalltimePolicy
 from streamal.train.metrics import MetricsLog
 
+if TYPE_CHECKING:
+    from streamal.overrides import Override
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 console = Console(stderr=True, soft_wrap=True)
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for k, v in data.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(data, list):
-        out = {}
-        for i, v in enumerate(data):
-            out.update(_flatten(v, f"{prefix}[{i}]"))
-        return out
-    return {prefix: data}
-
-
-def config_difference(a: RunConfig, b: RunConfig) -> list[str]:
-    """Lines ``key: old -> new`` for every setting that differs (scheduler ignored)."""
-    fa = _flatten(a.model_dump(mode="json", exclude={"scheduler"}))
-    fb = _flatten(b.model_dump(mode="json", exclude={"scheduler"}))
-    return [
-        f"{k}: {fa.get(k, '<unset>')!r} -> {fb.get(k, '<unset>')!r}"
-        for k in sorted(set(fa) | set(fb))
-        if fa.get(k) != fb.get(k)
-    ]
-
-
-def _check_unchanged(path: Path, cfg: RunConfig) -> None:
-    """Refuse a resume whose ``config.yaml`` no longer matches the run it started."""
-    status = durable.read_json(path / "run.json", default=None)
-    if isinstance(status, dict) and status.get("fingerprint") not in (None, cfg.fingerprint()):
-        lines = ["the run's fingerprint differs"]
-        if isinstance(status.get("config"), dict):
-            with contextlib.suppress(ValueError):
-                lines = config_difference(RunConfig.model_validate(status["config"]), cfg)
-        raise ConfigError(
-            f"--resume {path}: {path / 'config.yaml'} was changed after the run started; "
-            "differences (started -> now):\n  " + "\n  ".join(lines)
-        )
-    store = path / "store.h5"
-    if store.exists():
-        import h5py
-
-        try:
-            with h5py.File(store, "r") as f:
-                saved = json.loads(f.attrs["metadata"]).get("fingerprint")
-        except (OSError, KeyError, ValueError):
-            return  # unreadable or half created: the store itself decides (recreate or refuse)
-        if saved not in (None, cfg.fingerprint()):
-            raise ConfigError(
-                f"--resume {path}: store.h5 was written by a run with another config "
-                f"(fingerprint {saved}, config.yaml has {cfg.fingerprint()})"
-            )
-
-
-def prepare_run_dir(
-    config_path: str | None,
-    run_dir: str | None,
-    resume: str | None,
-    hold: contextlib.ExitStack | None = None,
-) -> tuple[RunConfig, Path, bool]:
-    """The validated config and run directory; refuses a resume with another config.
-
-    With ``hold``, the run directory is locked (:class:`~streamal.lock.RunDirLock`) before
-    anything in it is read or written, and stays locked until ``hold`` closes.
-    """
-    if resume:
-        path = Path(resume)
-        saved = path / "config.yaml"
-        if not saved.exists():
-            raise ConfigError(f"--resume {path}: not a streamal run directory (no config.yaml)")
-        if hold is not None:
-            try:
-                hold.enter_context(RunDirLock(path))
-            except OSError as exc:
-                raise ConfigError(
-                    f"--resume {path}: cannot lock the run directory ({_why(exc)})"
-                ) from None
-        cfg = load_config(saved)
-        if config_path:
-            given = load_config(config_path)
-            diff = config_difference(cfg, given)
-            if diff:
-                raise ConfigError(
-                    f"--resume {path}: the run was started with another config; differences "
-                    "(run -> given):\n  " + "\n  ".join(diff)
-                )
-        _check_unchanged(path, cfg)
-        check_campaign(cfg, None)  # memory only: the store is partly written already
-        stopped = stop_stale_processes(path)
-        if stopped:
-            console.print(f"[yellow]stopped {stopped} process(es) left by the previous driver")
-        return cfg, path, True
-    if not config_path:
-        raise ConfigError("run: give a CONFIG, or --resume RUN_DIR")
-    cfg = load_config(config_path)
-    path = Path(run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (path / "config.yaml").exists():
-        raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
-    check_campaign(cfg, path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if hold is not None:
-            hold.enter_context(RunDirLock(path))
-        if (path / "config.yaml").exists():  # another driver started here meanwhile
-            raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
-        os.chmod(path, 0o755)
-        durable.write_bytes(path / "config.yaml", Path(config_path).read_bytes())
-    except OSError as exc:
-        raise ConfigError(f"--run-dir {path}: cannot write there ({_why(exc)})") from None
-    return cfg, path, False
-
-
-def _why(exc: BaseException) -> str:
-    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 class _Stopping:
@@ -268,7 +155,7 @@ def _disk_full_message(exc: BaseException, run_dir: Path) -> str | None:
         return str(exc)
     if not durable.is_disk_full(exc):
         return None
-    what = _why(exc)
+    what = os_reason(exc)
     if isinstance(exc, OSError) and exc.filename:
         what = f"cannot write {exc.filename}: {what}"
     elif isinstance(exc, TaskFailed):
@@ -344,12 +231,18 @@ def _exit_now_if(pools_killed: bool, status: int) -> int:
     return status
 
 
-def run_campaign(*, config_path: str | None, run_dir: str | None, resume: str | None) -> int:
+def run_campaign(
+    *,
+    config_path: str | None,
+    run_dir: str | None,
+    resume: str | None,
+    overrides: Sequence[Override] = (),
+) -> int:
     """Run (or resume) a campaign; returns the process exit status."""
     os.umask(os.umask(0) | 0o002)  # nothing in the run directory is world-writable
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints the stacks
     with contextlib.ExitStack() as hold:
-        cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume, hold)
+        cfg, path, resumed = prepare_run_dir(config_path, run_dir, resume, hold, overrides)
         return _run_locked(cfg, path, resumed)
 
 
@@ -358,7 +251,7 @@ def _run_locked(cfg: RunConfig, path: Path, resumed: bool) -> int:
     try:
         _write_status(path, cfg, plan, "running")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot write run.json ({_why(exc)})") from None
+        raise ConfigError(f"{path}: cannot write run.json ({os_reason(exc)})") from None
     _RESERVE.keep(path)
     console.print(
         f"[bold]streamal[/] {'resuming' if resumed else 'running'} {cfg.name!r} "

@@ -21,7 +21,8 @@ def streamal(*args, check=False, env=None, cwd=None):
 @pytest.mark.parametrize(("site", "per", "n_sim"), [("polaris", 8, 24), ("perlmutter", 16, 56)])
 def test_plan_json(site, per, n_sim):
     out = json.loads(streamal("plan", "--site", site, "--json", check=True).stdout)
-    assert set(out) == {"site", "sim_cores", "trainer_ranks"} and out["site"] == site
+    assert set(out) == {"site", "sim_cores", "trainer_ranks", "nodes", "world"}
+    assert out["site"] == site and out["nodes"] == 1
     assert len(out["sim_cores"]) == n_sim
     assert out["trainer_ranks"] == [
         {"rank": k, "cores": [per * k, per * k + 1], "gpu": 3 - k} for k in range(4)

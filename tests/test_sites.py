@@ -114,6 +114,11 @@ def test_plan_polaris_json_is_the_paper_binding(capsys):
         "site": "polaris",
         "sim_cores": [c for c in range(32) if c % 8 >= 2],
         "trainer_ranks": [{"rank": k, "cores": [8 * k, 8 * k + 1], "gpu": 3 - k} for k in range(4)],
+        "nodes": 1,
+        "world": [
+            {"rank": k, "node": 0, "local_rank": k, "cores": [8 * k, 8 * k + 1], "gpu": 3 - k}
+            for k in range(4)
+        ],
     }
     assert out == plan_for(SiteConfig(name="polaris", account="p")).to_json()
 
@@ -176,6 +181,11 @@ def test_a_site_is_one_file_plus_an_entry_point(tmp_path):
         "trainer_ranks": [
             {"rank": 0, "cores": [0, 1], "gpu": 0},
             {"rank": 1, "cores": [8, 9], "gpu": 1},
+        ],
+        "nodes": 1,
+        "world": [
+            {"rank": 0, "node": 0, "local_rank": 0, "cores": [0, 1], "gpu": 0},
+            {"rank": 1, "node": 0, "local_rank": 1, "cores": [8, 9], "gpu": 1},
         ],
     }
 

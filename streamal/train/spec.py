@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from streamal import durable
 from streamal.cluster.plan import RankPlacement
 
@@ -90,4 +88,6 @@ def scheduled_epochs(
     ``epochs[k]`` epochs on ``sizes[k]`` samples; linear in between, held beyond the ends."""
     if len(sizes) != len(epochs) or not len(sizes):
         raise ValueError("sizes and epochs need the same, non-zero length")
+    import numpy as np  # here, not at import: a DDP rank reads its spec before it pins itself
+
     return max(minimum, round(float(np.interp(n_total, sizes, epochs))))
