@@ -15,8 +15,9 @@ import pytest
 
 from streamal import durable
 from streamal.cluster.plan import RankPlacement
-from streamal.train.ddp import TrainingError, train, train_mpi
-from streamal.train.rank import launcher_env
+from streamal.train.ddp import TrainingError, train
+from streamal.train.mpi_launch import train_mpi
+from streamal.train.rank_setup import launcher_env
 from streamal.train.spec import TrainSpec
 from tests.test_trainer import _spec
 

@@ -14,9 +14,9 @@ sockets are held to the interface that owns that address. Nothing listens on all
 Lifetime: a rank dies with its launcher (``PR_SET_PDEATHSIG`` on Linux, and a watchdog in the
 rank everywhere), so a launcher killed with SIGKILL leaves no rank training behind it.
 
-Across nodes (:func:`train_mpi`): one MPI launcher command starts every rank
-(``<prefix> python -m streamal.train.rank SPEC_JSON``; the prefix, e.g. Parsl MPIExecutor's
-``$PARSL_MPI_PREFIX``, gives ``-n``/``-ppn``/hosts). Each rank finds its rank in the
+Across nodes (:func:`streamal.train.mpi_launch.train_mpi`): one MPI launcher command starts
+every rank (``<prefix> python -m streamal.train.rank SPEC_JSON``; the prefix, e.g. Parsl
+MPIExecutor's ``$PARSL_MPI_PREFIX``, gives ``-n``/``-ppn``/hosts). Each rank finds its rank in the
 launcher's environment and pins itself to ``spec.ranks[rank]`` before importing torch; rank 0
 publishes the store it bound on ``spec.master_addr`` through ``OUT_DIR/rendezvous.json`` (see
 :mod:`streamal.train.rank`). The launcher process dies with this task (``PR_SET_PDEATHSIG``)
@@ -28,8 +28,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -145,7 +143,7 @@ def rank_environment(
     return env
 
 
-def _before_exec(cores: set[int], launcher: int) -> Callable[[], None]:
+def pin_before_exec(cores: set[int], launcher: int) -> Callable[[], None]:
     """What a rank runs between ``fork`` and ``exec``: pin it, and make it die with us.
 
     ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends. That thread is the
@@ -190,7 +188,7 @@ def _start_rank(
         stdout=log,
         stderr=subprocess.STDOUT,
         pass_fds=pass_fds,
-        preexec_fn=_before_exec(set(r.cores), os.getpid()),
+        preexec_fn=pin_before_exec(set(r.cores), os.getpid()),
     )
 
 
@@ -241,15 +239,17 @@ def train(
     """Run one DDP training to completion; return the best checkpoint, history and rank reports.
 
     Inside a Parsl MPIExecutor task (``$PARSL_MPI_PREFIX`` set) the ranks are started by that
-    MPI launcher, across the task's nodes (:func:`train_mpi`); otherwise by this process, on
-    this node. ``parsl_resource_specification`` is read by Parsl, not here (Parsl passes it on
-    to the app): ``{"num_nodes", "ranks_per_node", "num_ranks"}`` with
-    ``num_ranks == len(spec.ranks)``.
+    MPI launcher, across the task's nodes (:func:`streamal.train.mpi_launch.train_mpi`);
+    otherwise by this process, on this node. ``parsl_resource_specification`` is read by
+    Parsl, not here (Parsl passes it on to the app): ``{"num_nodes", "ranks_per_node",
+    "num_ranks"}`` with ``num_ranks == len(spec.ranks)``.
 
     Raises:
         TrainingError: A rank exited non-zero (the others are stopped), or ``spec.master_addr``
             is not an address of this node.
     """
+    from streamal.train.mpi_launch import MPI_PREFIX_VARIABLE, train_mpi
+
     if prefix := os.environ.get(MPI_PREFIX_VARIABLE):
         return train_mpi(spec, prefix, timeout=timeout)
     out = Path(spec.out_dir)
@@ -276,10 +276,10 @@ def train(
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-    return _result(spec, out)
+    return training_result(spec, out)
 
 
-def _result(spec: TrainSpec, out: Path) -> dict[str, Any]:
+def training_result(spec: TrainSpec, out: Path) -> dict[str, Any]:
     """The training's result: best checkpoint, history and every rank's report."""
     ranks = [
         durable.read_json(out / f"rank-{r.rank}.json", default=None)
@@ -300,106 +300,3 @@ def _result(spec: TrainSpec, out: Path) -> dict[str, Any]:
 
 #: The environment variable Parsl's MPIExecutor gives a task: its launch prefix
 #: (``mpiexec -n N -ppn P -hosts h1,h2 <launcher_options>``, or the srun/aprun equivalent).
-MPI_PREFIX_VARIABLE = "PARSL_MPI_PREFIX"
-#: Lines in which a launcher names the process or rank that failed: MPICH hydra 4+ names the
-#: PID and host (matched to ``rank-N.started.json``), older hydra the rank, srun the task.
-_FAILED_PID = re.compile(r"PID (\d+) RUNNING AT (\S+)")
-_FAILED_RANK = (
-    re.compile(r"RANK (\d+) PID \d+ RUNNING AT"),
-    re.compile(r"error: \S+: task (\d+): (?:Exited|Killed)"),
-)
-
-
-def _failed_rank(spec: TrainSpec, out: Path, launcher_log: str) -> int:
-    """The rank an MPI launch failed on: the one the launcher names (by PID or rank), else
-    the first whose log holds a Python traceback, else the first without a report."""
-    for pattern in _FAILED_RANK:
-        if found := pattern.search(launcher_log):
-            return int(found.group(1))
-    if found := _FAILED_PID.search(launcher_log):
-        for r in spec.ranks:
-            started = durable.read_json(out / f"rank-{r.rank}.started.json", default=None)
-            if isinstance(started, dict) and started.get("pid") == int(found.group(1)):
-                return r.rank
-    for r in spec.ranks:
-        log = out / f"rank-{r.rank}.log"
-        if log.exists() and "Traceback" in log.read_text(errors="replace"):
-            return r.rank
-    missing = [r.rank for r in spec.ranks if not (out / f"rank-{r.rank}.json").exists()]
-    return missing[0] if missing else 0
-
-
-def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> dict[str, Any]:
-    """Run one DDP training whose ranks an MPI launcher starts, possibly on several nodes.
-
-    Runs ``<prefix> python -m streamal.train.rank SPEC_JSON`` (one command for all ranks; the
-    prefix gives their number, ranks per node and hosts, and must start ``len(spec.ranks)``
-    ranks). Each rank pins itself to its ``spec.ranks[rank]`` cores and GPU before importing
-    torch (binding through the launcher, e.g. hydra's ``-bind-to user:…``, is optional: the
-    self-pinning overrides it). ``spec.master_addr`` must be an address of the node rank 0
-    runs on, reachable from the others (loopback when every "node" is this machine).
-
-    Returns:
-        What :func:`train` returns, plus ``"launcher"``: the command that started the ranks.
-
-    Raises:
-        TrainingError: The launcher exited non-zero or the training timed out; the message
-            names the failing rank and carries the end of its log.
-    """
-    from streamal.runtime.task import cancelled, raise_if_cancelled
-
-    out = Path(spec.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    durable.remove_temporaries(out)
-    if spec.cancel_path:
-        Path(spec.cancel_path).unlink(missing_ok=True)
-    for stale in [out / "rendezvous.json", *out.glob("rank-*.json")]:  # an earlier attempt's
-        stale.unlink(missing_ok=True)
-    spec_path = spec.write(out / "spec.json")
-    command = [*shlex.split(prefix), sys.executable, "-m", "streamal.train.rank", str(spec_path)]
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in (*AFFINITY_VARIABLES, STORE_FD_VARIABLE, LAUNCHER_PID_VARIABLE)
-    }
-    env["PYTHONFAULTHANDLER"] = "1"
-    launcher_log = out / "launcher.log"
-    deadline = None if timeout is None else time.time() + timeout
-    with open(launcher_log, "w") as log:
-        proc = subprocess.Popen(
-            command,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_before_exec(set(), os.getpid()),
-        )
-        try:
-            while proc.poll() is None:
-                if spec.cancel_path and cancelled() and not os.path.exists(spec.cancel_path):
-                    Path(spec.cancel_path).touch()
-                    grace = time.time() + STOP_GRACE_S
-                    deadline = grace if deadline is None else min(deadline, grace)
-                if deadline is not None and time.time() > deadline:
-                    break
-                time.sleep(0.2)
-            raise_if_cancelled()
-        finally:
-            timed_out = proc.poll() is None
-            if timed_out:
-                proc.terminate()  # hydra forwards it to every rank
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    if timed_out or proc.returncode != 0:
-        said = launcher_log.read_text(errors="replace")
-        rank = _failed_rank(spec, out, said)
-        rank_log = out / f"rank-{rank}.log"
-        tail = rank_log.read_text(errors="replace")[-2000:] if rank_log.exists() else ""
-        why = "timed out" if timed_out else f"failed (launcher exit status {proc.returncode})"
-        raise TrainingError(
-            f"DDP rank {rank} {why}; launched by {shlex.join(command)}\n"
-            f"rank {rank} log:\n{tail}\nlauncher log:\n{said[-1500:]}"
-        )
-    return {**_result(spec, out), "launcher": shlex.join(command)}
