@@ -180,6 +180,14 @@ class TrainConfig(Strict):
     checkpoint_interval_s: float = Field(
         5.0, ge=0, description="save last.pt at most this often, in seconds (0: every epoch)"
     )
+    launcher: Literal["auto", "local", "mpi"] = Field(
+        "auto",
+        description=(
+            "how the DDP ranks start: local (one node, this task starts them), mpi (Parsl's "
+            "MPIExecutor: one MPI launch over every node of site.nodes), auto (mpi when "
+            "site.nodes > 1 on a site that supports it, else local)"
+        ),
+    )
 
 
 class RunConfig(Strict):
@@ -196,8 +204,9 @@ class RunConfig(Strict):
     workflow: WorkflowConfig
 
     def fingerprint(self) -> str:
-        """Stable hash of the settings that define the data a run produces."""
-        data = self.model_dump(mode="json", exclude={"scheduler"})
+        """Stable hash of the settings that define the data a run produces (not how tasks are
+        scheduled or how the training's ranks are launched)."""
+        data = self.model_dump(mode="json", exclude={"scheduler": True, "train": {"launcher"}})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

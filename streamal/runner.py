@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from streamal import durable, plugins
-from streamal.cluster.parsl_config import build_parsl_config
+from streamal.cluster.parsl_config import build_parsl_config, train_launcher
 from streamal.cluster.plan import NodePlan, plan_for
 from streamal.config import RunConfig
 from streamal.data.store import SampleStore
@@ -78,6 +78,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
         run_dir,
         sim_cores_per_worker=sim_cores,
         train_worker_per_rank=getattr(workflow_cls, "train_worker_per_rank", False),
+        train_launcher=train_launcher(cfg.train.launcher, plan),
     )
     try:
         scheduler = Scheduler(

@@ -140,3 +140,34 @@ def test_parsl_mpi_executor_spans_two_nodes_from_pbs_nodefile(tmp_path, monkeypa
     ]
     assert [r["cores"] for r in result["ranks"]] == [[0], [1]]
     assert len(result["history"]) == 4
+
+
+def test_rank_0s_address_comes_from_the_first_host_of_the_node_list():
+    from streamal.train.mpi_launch import master_addr_of
+
+    assert master_addr_of("localhost,127.0.0.1") == "127.0.0.1"
+    assert master_addr_of(None) is None and master_addr_of("") is None
+    with pytest.raises(TrainingError, match="cannot resolve rank 0's host 'no-such-host.invalid'"):
+        master_addr_of("no-such-host.invalid,localhost")
+
+
+def test_the_train_launcher_is_mpi_only_across_nodes_where_supported(tmp_path, monkeypatch):
+    from streamal.cluster import sites
+    from streamal.cluster.parsl_config import build_parsl_config, train_launcher
+    from streamal.cluster.plan import NodePlan
+    from streamal.config import SchedulerConfig, SiteConfig
+    from streamal.errors import ConfigError
+
+    local = sites.get("local").topology()
+    one = NodePlan.build(local, site="local", cores_per_rank=1)
+    two = NodePlan.build(local, site="local", cores_per_rank=1, nodes=2)
+    polaris = NodePlan.build(sites.get("polaris").topology(), site="polaris", nodes=2)
+    assert train_launcher("auto", one) == "local" and train_launcher("auto", two) == "mpi"
+    assert train_launcher("auto", polaris) == "local" and train_launcher("local", two) == "local"
+    site, sched = SiteConfig(name="polaris", account="p", nodes=2), SchedulerConfig()
+    with pytest.raises(ConfigError, match="train.launcher: mpi is supported on site local"):
+        build_parsl_config(polaris, site, sched, tmp_path, train_launcher="mpi")
+    monkeypatch.delenv("PBS_NODEFILE", raising=False)
+    monkeypatch.delenv("SLURM_NODELIST", raising=False)
+    with pytest.raises(ConfigError, match="train.launcher: mpi needs the job's nodes"):
+        build_parsl_config(two, SiteConfig(nodes=2), sched, tmp_path, train_launcher="mpi")

@@ -4,6 +4,9 @@
   core (``cpu_affinity="list:c0:c1:..."``) and no GPU visible.
 * ``train``: a HighThroughputExecutor with one worker that owns every trainer core and GPU;
   the training task itself starts the DDP ranks and pins each one (see ``streamal.train``).
+  With ``train.launcher: mpi`` (``auto`` on several nodes) it is instead Parsl's
+  ``MPIExecutor``: a training task gets ``$PARSL_MPI_PREFIX`` and starts every rank of every
+  node through the site's MPI launcher (:mod:`streamal.train.mpi_launch`).
 
 The site profile (:mod:`streamal.cluster.sites`) gives each pool its provider and says
 whether traffic is encrypted and whether the interchange binds loopback. With
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from streamal.cluster import sites
 from streamal.cluster.plan import NodePlan
+from streamal.errors import ConfigError
 from streamal.runtime.pools import SIM_POOL, TRAIN_POOL
 from streamal.runtime.tether import launch_command
 
@@ -31,6 +35,41 @@ if TYPE_CHECKING:
 
 LOOPBACK = "127.0.0.1"
 HIDE_GPUS = "export CUDA_VISIBLE_DEVICES=''"
+#: Sites whose train pool can be an MPIExecutor in this release (``local``: emulated nodes,
+#: listed in ``$PBS_NODEFILE``).
+MPI_TRAIN_SITES = ("local",)
+#: Where Parsl's MPIExecutor finds the nodes of its block.
+NODE_LIST_VARIABLES = ("PBS_NODEFILE", "SLURM_NODELIST")
+
+
+def train_launcher(launcher: str, plan: NodePlan) -> str:
+    """``local`` or ``mpi``: how the trainings of a run start their ranks.
+
+    ``auto`` means ``mpi`` when the plan spans several nodes on a site that supports an MPI
+    train pool (:data:`MPI_TRAIN_SITES`), else ``local`` (the ranks of node 0 only).
+    """
+    if launcher == "auto":
+        return "mpi" if plan.nodes > 1 and plan.site in MPI_TRAIN_SITES else "local"
+    return launcher
+
+
+def _check_mpi_train(plan: NodePlan, train_worker_per_rank: bool) -> None:
+    if plan.site not in MPI_TRAIN_SITES:
+        raise ConfigError(
+            f"train.launcher: mpi is supported on site {', '.join(MPI_TRAIN_SITES)} "
+            f"(emulated nodes) in this release, not on {plan.site!r}; use train.launcher: local"
+        )
+    if train_worker_per_rank:
+        raise ConfigError(
+            "train.launcher: mpi starts one training over every node; this workflow trains "
+            "one model per rank worker: use train.launcher: local"
+        )
+    if not any(os.environ.get(v) for v in NODE_LIST_VARIABLES):
+        raise ConfigError(
+            f"train.launcher: mpi needs the job's nodes in ${' or $'.join(NODE_LIST_VARIABLES)}"
+            " (on site local: a PBS_NODEFILE listing one name per emulated node, e.g. "
+            "localhost and 127.0.0.1)"
+        )
 
 
 def affinity_list(groups: list[tuple[int, ...]]) -> str:
@@ -59,6 +98,7 @@ def build_parsl_config(
     *,
     sim_cores_per_worker: int = 1,
     train_worker_per_rank: bool = False,
+    train_launcher: str = "local",
 ) -> parsl.Config:
     """The ``parsl.Config`` with the ``sim`` and ``train`` pools of a NodePlan.
 
@@ -66,7 +106,13 @@ def build_parsl_config(
     mode: a chunk runs as that many ranks). ``train_worker_per_rank`` gives the train pool one
     worker per trainer rank (its cores and GPU) instead of one worker that starts DDP ranks —
     for workflows that train many small models at once (architecture search).
+    ``train_launcher="mpi"`` (see :func:`train_launcher`) makes the train pool an
+    ``MPIExecutor`` whose one worker launches each training over all ``plan.nodes`` nodes.
     Nothing is submitted or started.
+
+    Raises:
+        ConfigError: ``train_launcher="mpi"`` on a site, workflow or environment that
+            cannot run it.
     """
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor
@@ -97,6 +143,77 @@ def build_parsl_config(
         ),
         **common,
     )
+    if train_launcher == "mpi":
+        _check_mpi_train(plan, train_worker_per_rank)
+        train = _mpi_train_pool(plan, profile, site, common)
+    else:
+        train = _train_pool(plan, profile, site, common, train_worker_per_rank)
+    return Config(
+        executors=[sim, train],
+        run_dir=str(Path(run_dir) / "runinfo"),
+        strategy_period=scheduler.strategy_period,
+        retries=0,  # the streamal scheduler retries, so each attempt gets its own record
+        initialize_logging=False,
+        usage_tracking=0,
+    )
+
+
+def mpi_train_resources(plan: NodePlan) -> dict[str, int]:
+    """The ``parsl_resource_specification`` of one training over every node of ``plan``."""
+    return {
+        "num_nodes": plan.nodes,
+        "ranks_per_node": len(plan.trainer_ranks),
+        "num_ranks": plan.world_size,
+    }
+
+
+def _mpi_train_pool(
+    plan: NodePlan, profile: sites.SiteProfile, site: SiteConfig, common: dict
+) -> parsl.executors.MPIExecutor:
+    """One MPIExecutor worker (on the block's lead node) that launches each training.
+
+    The streamal scheduler submits every task through one generic app, so Parsl never sees a
+    task's own ``parsl_resource_specification``; a task without one gets the plan's (every
+    node, every rank) instead of Parsl's "MPI mode requires ..." error.
+    """
+    from parsl.executors import MPIExecutor
+    from parsl.launchers import SimpleLauncher
+    from parsl.providers import LocalProvider
+
+    resources = mpi_train_resources(plan)
+
+    class PlanMPIExecutor(MPIExecutor):
+        def submit(self, func, resource_specification, *args, **kwargs):
+            spec = dict(resource_specification or resources)
+            return super().submit(func, spec, *args, **kwargs)
+
+    launch_cmd = common["interchange_launch_cmd"]  # MPIExecutor's annotation says str only
+    pool = PlanMPIExecutor(
+        label=TRAIN_POOL,
+        max_workers_per_block=1,
+        mpi_launcher=profile.mpi_launcher,
+        provider=LocalProvider(
+            launcher=SimpleLauncher(),
+            worker_init=site.worker_init,
+            init_blocks=1,
+            min_blocks=1,
+            max_blocks=1,
+        ),
+        **{k: v for k, v in common.items() if k != "interchange_launch_cmd"},
+    )
+    pool.interchange_launch_cmd = launch_cmd
+    return pool
+
+
+def _train_pool(
+    plan: NodePlan,
+    profile: sites.SiteProfile,
+    site: SiteConfig,
+    common: dict,
+    train_worker_per_rank: bool,
+):
+    from parsl.executors import HighThroughputExecutor
+
     gpus = plan.gpus
     if train_worker_per_rank:
         train_groups = [r.cores for r in plan.trainer_ranks]
@@ -104,7 +221,7 @@ def build_parsl_config(
     else:
         train_groups = [plan.trainer_cores]
         accelerators = [",".join(str(g) for g in gpus)] if gpus else ()
-    train = HighThroughputExecutor(
+    return HighThroughputExecutor(
         label=TRAIN_POOL,
         max_workers_per_node=len(train_groups),
         cpu_affinity=affinity_list(train_groups),
@@ -117,14 +234,6 @@ def build_parsl_config(
             worker_init=site.worker_init,
         ),
         **common,
-    )
-    return Config(
-        executors=[sim, train],
-        run_dir=str(Path(run_dir) / "runinfo"),
-        strategy_period=scheduler.strategy_period,
-        retries=0,  # the streamal scheduler retries, so each attempt gets its own record
-        initialize_logging=False,
-        usage_tracking=0,
     )
 
 

@@ -4,9 +4,11 @@ command starts every rank, on every node of the task (the prefix is Parsl's
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +28,8 @@ from streamal.train.ddp import (
 from streamal.train.spec import TrainSpec
 
 MPI_PREFIX_VARIABLE = "PARSL_MPI_PREFIX"
+#: The hosts of a Parsl MPIExecutor task, comma-separated; rank 0 runs on the first.
+MPI_NODELIST_VARIABLE = "PARSL_MPI_NODELIST"
 #: Lines in which a launcher names the process or rank that failed: MPICH hydra 4+ names the
 #: PID and host (matched to ``rank-N.started.json``), older hydra the rank, srun the task.
 _FAILED_PID = re.compile(r"PID (\d+) RUNNING AT (\S+)")
@@ -54,6 +58,24 @@ def _failed_rank(spec: TrainSpec, out: Path, launcher_log: str) -> int:
     return missing[0] if missing else 0
 
 
+def master_addr_of(nodelist: str | None) -> str | None:
+    """The IPv4 address of the first host of ``$PARSL_MPI_NODELIST`` (where rank 0 runs), or
+    ``None`` without one.
+
+    Raises:
+        TrainingError: The host name does not resolve.
+    """
+    host = (nodelist or "").split(",")[0].strip()
+    if not host:
+        return None
+    try:
+        return socket.gethostbyname(host)
+    except OSError as exc:
+        raise TrainingError(
+            f"{MPI_NODELIST_VARIABLE}: cannot resolve rank 0's host {host!r} ({exc})"
+        ) from exc
+
+
 def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> dict[str, Any]:
     """Run one DDP training whose ranks an MPI launcher starts, possibly on several nodes.
 
@@ -62,7 +84,8 @@ def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> 
     ranks). Each rank pins itself to its ``spec.ranks[rank]`` cores and GPU before importing
     torch (binding through the launcher, e.g. hydra's ``-bind-to user:…``, is optional: the
     self-pinning overrides it). ``spec.master_addr`` must be an address of the node rank 0
-    runs on, reachable from the others (loopback when every "node" is this machine).
+    runs on, reachable from the others (loopback when every "node" is this machine); inside a
+    Parsl MPIExecutor task it is the address of the first host of ``$PARSL_MPI_NODELIST``.
 
     Returns:
         What :func:`train` returns, plus ``"launcher"``: the command that started the ranks.
@@ -73,6 +96,8 @@ def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> 
     """
     from streamal.runtime.task import cancelled, raise_if_cancelled
 
+    if addr := master_addr_of(os.environ.get(MPI_NODELIST_VARIABLE)):
+        spec = dataclasses.replace(spec, master_addr=addr)
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     durable.remove_temporaries(out)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from streamal.cluster.parsl_config import mpi_train_resources, train_launcher
+from streamal.cluster.plan import RankPlacement
 from streamal.runtime.pools import TRAIN_POOL
 from streamal.train.metrics import MetricsLog
 from streamal.train.spec import TrainSpec
@@ -60,6 +62,24 @@ class TrainingService:
         self.metrics = metrics
         self.checkpoints = checkpoints
 
+    @property
+    def launcher(self) -> str:
+        """``local`` (this node's ranks, started by the task) or ``mpi`` (every node's ranks,
+        started by the train pool's MPI launcher)."""
+        return train_launcher(self.config.train.launcher, self.plan)
+
+    def ranks(self) -> tuple[RankPlacement, ...]:
+        """The ranks of a training: node 0's, or with the MPI launcher every node's."""
+        if self.launcher == "mpi":
+            return tuple(RankPlacement(w.rank, w.cores, w.gpu) for w in self.plan.world)
+        return self.plan.trainer_ranks
+
+    def resources(self) -> dict[str, Any]:
+        """What the train pool is asked for: with the MPI launcher every node's ranks."""
+        if self.launcher != "mpi":
+            return {}
+        return {"parsl_resource_specification": mpi_train_resources(self.plan)}
+
     def rows(self, split: str, max_phase: int | None = None) -> list[int]:
         """Store rows of ``split`` whose phase is at most ``max_phase``."""
         return self.store.select(split=split, max_phase=max_phase).indices.tolist()
@@ -81,7 +101,7 @@ class TrainingService:
             input_shape=self.input_shape,
             out_dir=str(out_dir),
             epochs=epochs,
-            ranks=self.plan.trainer_ranks,
+            ranks=self.ranks(),
             batch_size=cfg.train.batch_size,
             learning_rate=cfg.train.learning_rate,
             grad_clip=cfg.train.grad_clip,
@@ -123,7 +143,13 @@ class TrainingService:
             spec,
             stage=stage,
             name=stage,
-            info={"samples": len(train_rows), "epochs": epochs, **(info or {})},
+            info={
+                "samples": len(train_rows),
+                "epochs": epochs,
+                "launcher": self.launcher,
+                **(info or {}),
+            },
+            **self.resources(),
         )
         scored = [h for h in result["history"] if h.get("val_score") == h.get("val_score")]
         best = min(scored, key=lambda h: h["val_score"], default={})
@@ -139,5 +165,7 @@ class TrainingService:
             "epoch_s_mean": float(np.mean([h["epoch_s"] for h in history])) if history else None,
             **(info or {}),
         }
+        if "launcher" in result:  # the command an MPI launcher started the ranks with
+            entry["launcher"] = result["launcher"]
         self.metrics.put(entry)
         return entry
