@@ -196,6 +196,18 @@ def _start_rank(
 STOP_GRACE_S = 60.0
 
 
+def ask_to_stop_if_cancelled(stop_file: str | None, deadline: float | None) -> float | None:
+    """Once the task is asked to stop, ask the ranks too (``stop_file``: they save after
+    their epoch) and return the deadline cut to :data:`STOP_GRACE_S` from now."""
+    from streamal.runtime.task import cancelled
+
+    if stop_file and cancelled() and not os.path.exists(stop_file):
+        Path(stop_file).touch()
+        grace = time.time() + STOP_GRACE_S
+        return grace if deadline is None else min(deadline, grace)
+    return deadline
+
+
 def _wait(
     procs: list[tuple[RankPlacement, subprocess.Popen, Path]],
     timeout: float | None,
@@ -208,16 +220,13 @@ def _wait(
     :data:`STOP_GRACE_S` to do so, then :class:`~streamal.runtime.task.StopRequested` is
     raised (ranks still running are killed by the caller).
     """
-    from streamal.runtime.task import cancelled, raise_if_cancelled
+    from streamal.runtime.task import raise_if_cancelled
 
     deadline = None if timeout is None else time.time() + timeout
     while any(p.poll() is None for _, p, _ in procs):
         if any(p.poll() not in (None, 0) for _, p, _ in procs):
             break
-        if stop_file and cancelled() and not os.path.exists(stop_file):
-            Path(stop_file).touch()
-            grace = time.time() + STOP_GRACE_S
-            deadline = grace if deadline is None else min(deadline, grace)
+        deadline = ask_to_stop_if_cancelled(stop_file, deadline)
         if deadline is not None and time.time() > deadline:
             break
         time.sleep(0.2)

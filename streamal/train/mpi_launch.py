@@ -19,9 +19,9 @@ from streamal import durable
 from streamal.train.ddp import (
     AFFINITY_VARIABLES,
     LAUNCHER_PID_VARIABLE,
-    STOP_GRACE_S,
     STORE_FD_VARIABLE,
     TrainingError,
+    ask_to_stop_if_cancelled,
     pin_before_exec,
     training_result,
 )
@@ -94,7 +94,7 @@ def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> 
         TrainingError: The launcher exited non-zero or the training timed out; the message
             names the failing rank and carries the end of its log.
     """
-    from streamal.runtime.task import cancelled, raise_if_cancelled
+    from streamal.runtime.task import raise_if_cancelled
 
     if addr := master_addr_of(os.environ.get(MPI_NODELIST_VARIABLE)):
         spec = dataclasses.replace(spec, master_addr=addr)
@@ -125,10 +125,7 @@ def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> 
         )
         try:
             while proc.poll() is None:
-                if spec.cancel_path and cancelled() and not os.path.exists(spec.cancel_path):
-                    Path(spec.cancel_path).touch()
-                    grace = time.time() + STOP_GRACE_S
-                    deadline = grace if deadline is None else min(deadline, grace)
+                deadline = ask_to_stop_if_cancelled(spec.cancel_path, deadline)
                 if deadline is not None and time.time() > deadline:
                     break
                 time.sleep(0.2)
