@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, Field
 
+from streamal.cluster import sites
 from streamal.cluster.plan import NodePlan
 from streamal.config import RunConfig
 from streamal.data.label import SPLITS, BatchLabel
@@ -60,6 +61,8 @@ class Workflow(ABC):
             raise ConfigError(f"model: required by the {self.name!r} workflow")
         if self.needs_simulator and ctx.config.simulator is None:
             raise ConfigError(f"simulator: required by the {self.name!r} workflow")
+        # the site's MPI launcher, handed to simulators that start MPI programs
+        self.mpi_launcher = sites.get(ctx.config.site.name).mpi_launcher
         self.trainer = TrainingService(
             ctx.config,
             ctx.scheduler,
@@ -90,8 +93,6 @@ class Workflow(ABC):
         stage: str,
     ) -> SimulationReport:
         """Simulate ``params`` on the sim pool in chunks; store each chunk under ``label``."""
-        from streamal.cluster import sites
-
         cfg = self.ctx.config.simulator
         return await simulate_batch(
             self.ctx.scheduler,
@@ -105,7 +106,7 @@ class Workflow(ABC):
             chunk_size=cfg.chunk_size,
             stage=stage,
             mpi_ranks=cfg.mpi_ranks,
-            mpi_launcher=sites.get(self.ctx.config.site.name).mpi_launcher,
+            mpi_launcher=self.mpi_launcher,
         )
 
     def uniform_sets(self, n_per_class: int, options: SplitOptions) -> list:
