@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from streamal import durable, plugins
-from streamal.cluster.parsl_config import build_parsl_config, train_launcher
+from streamal.cluster.parsl_config import build_parsl_config, pool_resources, train_launcher
 from streamal.cluster.plan import NodePlan, plan_for
 from streamal.config import RunConfig
 from streamal.data.store import SampleStore
@@ -71,14 +71,16 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
         )
         for note in store.recovered:
             console.print(f"[yellow]store: {note}")
+    model_per_rank = getattr(workflow_cls, "train_worker_per_rank", False)
+    launcher = train_launcher(cfg.train.launcher, plan, model_per_rank=model_per_rank)
     parsl_config = build_parsl_config(
         plan,
         cfg.site,
         cfg.scheduler,
         run_dir,
         sim_cores_per_worker=sim_cores,
-        train_worker_per_rank=getattr(workflow_cls, "train_worker_per_rank", False),
-        train_launcher=train_launcher(cfg.train.launcher, plan),
+        train_worker_per_rank=model_per_rank,
+        train_launcher=launcher,
     )
     try:
         scheduler = Scheduler(
@@ -87,6 +89,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
             retries=cfg.scheduler.retries,
             progress=cfg.scheduler.progress,
             walltimes=WalltimePolicy(cfg.scheduler.walltime_s, cfg.scheduler.stage_walltime_s),
+            resources=pool_resources(launcher),
         )
         stopping.scheduler = scheduler
         async with scheduler:

@@ -151,7 +151,9 @@ def test_rank_0s_address_comes_from_the_first_host_of_the_node_list():
         master_addr_of("no-such-host.invalid,localhost")
 
 
-def test_the_train_launcher_is_mpi_only_across_nodes_where_supported(tmp_path, monkeypatch):
+def test_the_train_launcher_is_mpi_across_nodes_unless_a_model_trains_per_rank(
+    tmp_path, monkeypatch
+):
     from streamal.cluster import sites
     from streamal.cluster.parsl_config import build_parsl_config, train_launcher
     from streamal.cluster.plan import NodePlan
@@ -163,11 +165,112 @@ def test_the_train_launcher_is_mpi_only_across_nodes_where_supported(tmp_path, m
     two = NodePlan.build(local, site="local", cores_per_rank=1, nodes=2)
     polaris = NodePlan.build(sites.get("polaris").topology(), site="polaris", nodes=2)
     assert train_launcher("auto", one) == "local" and train_launcher("auto", two) == "mpi"
-    assert train_launcher("auto", polaris) == "local" and train_launcher("local", two) == "local"
-    site, sched = SiteConfig(name="polaris", account="p", nodes=2), SchedulerConfig()
-    with pytest.raises(ConfigError, match="train.launcher: mpi is supported on site local"):
-        build_parsl_config(polaris, site, sched, tmp_path, train_launcher="mpi")
+    assert train_launcher("auto", polaris) == "mpi" and train_launcher("local", two) == "local"
+    assert train_launcher("auto", two, model_per_rank=True) == "local"
+    sched = SchedulerConfig()
     monkeypatch.delenv("PBS_NODEFILE", raising=False)
     monkeypatch.delenv("SLURM_NODELIST", raising=False)
     with pytest.raises(ConfigError, match="train.launcher: mpi needs the job's nodes"):
         build_parsl_config(two, SiteConfig(nodes=2), sched, tmp_path, train_launcher="mpi")
+    monkeypatch.setenv("PBS_NODEFILE", str(tmp_path / "nodes"))
+    with pytest.raises(ConfigError, match="trains one model per rank worker"):
+        build_parsl_config(
+            two,
+            SiteConfig(nodes=2),
+            sched,
+            tmp_path,
+            train_launcher="mpi",
+            train_worker_per_rank=True,
+        )
+
+
+def where_am_i(seconds: float) -> dict:
+    """A sim task: which emulated node (hydra's ``PMI_RANK`` of its manager) and cores."""
+    time.sleep(seconds)
+    return {
+        "node": int(os.environ.get("PMI_RANK", "-1")),
+        "cores": sorted(os.sched_getaffinity(0)),
+        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+
+
+@needs_mpiexec
+def test_the_sim_pool_has_one_manager_per_emulated_node_pinned_to_the_plan(tmp_path, monkeypatch):
+    import asyncio
+
+    from streamal.cluster import sites
+    from streamal.cluster.parsl_config import build_parsl_config
+    from streamal.cluster.plan import NodePlan
+    from streamal.config import SchedulerConfig, SiteConfig
+    from streamal.runtime.pools import SIM_POOL
+    from streamal.runtime.scheduler import Scheduler
+
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("localhost\n127.0.0.1\n")
+    monkeypatch.setenv("PBS_NODEFILE", str(nodefile))
+    monkeypatch.setenv("PATH", f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    plan = NodePlan.build(sites.get("local").topology(), site="local", cores_per_rank=1, nodes=2)
+    site = SiteConfig(nodes=2, trainer_ranks=1, cores_per_rank=1)
+    config = build_parsl_config(plan, site, SchedulerConfig(strategy_period=0.5), tmp_path)
+
+    async def spread() -> list[dict]:
+        async with Scheduler(config, run_dir=tmp_path, progress=False) as scheduler:
+            tasks = [scheduler.submit(SIM_POOL, where_am_i, 1.5) for _ in range(6)]
+            return await asyncio.gather(*tasks)
+
+    seen = asyncio.run(spread())
+    assert {s["node"] for s in seen} == {0, 1}, seen
+    assert all(s["cores"] == list(plan.sim_cores) and s["gpus"] == "" for s in seen), seen
+
+
+@pytest.mark.parametrize(
+    ("site_name", "sim_launch", "train_prefix"),
+    [
+        (
+            "polaris",
+            "mpiexec --cpu-bind none --depth=64 --ppn 1 -n $WORKERCOUNT --hostfile",
+            "mpiexec -n 16 -ppn 4 -hosts n0,n1,n2,n3 --cpu-bind list:0,1:8,9:16,17:24,25",
+        ),
+        (
+            "perlmutter",
+            "srun --ntasks 4 -l --cpus-per-task=64 --overlap bash",
+            "srun --ntasks 16 --ntasks-per-node 4 --nodelist n0,n1,n2,n3 --nodes 4 "
+            "--cpu-bind=mask_cpu:0x3,0x30000,0x300000000,0x3000000000000 "
+            "--gpus-per-node=4 --gpu-bind=none --overlap",
+        ),
+    ],
+)
+def test_four_node_launch_commands_of_the_batch_sites(
+    site_name, sim_launch, train_prefix, tmp_path, monkeypatch
+):
+    """No submission: the pools' providers and the training's ``$PARSL_MPI_PREFIX`` as Parsl
+    composes them for a 4-node allocation."""
+    from parsl.executors import MPIExecutor
+    from parsl.executors.high_throughput.mpi_prefix_composer import (
+        compose_all,
+        validate_resource_spec,
+    )
+    from parsl.launchers import SimpleLauncher
+
+    from streamal.cluster import sites
+    from streamal.cluster.parsl_config import build_parsl_config, mpi_train_resources
+    from streamal.cluster.plan import NodePlan
+    from streamal.config import SchedulerConfig, SiteConfig
+
+    monkeypatch.setenv("PBS_NODEFILE", str(tmp_path / "nodes"))
+    profile = sites.get(site_name)
+    plan = NodePlan.build(profile.topology(), site=site_name, nodes=4)
+    site = SiteConfig(name=site_name, nodes=4, allocation="inside-job")
+    config = build_parsl_config(plan, site, SchedulerConfig(), tmp_path, train_launcher="mpi")
+    sim, train_pool = config.executors
+    assert sim.provider.nodes_per_block == 4
+    sim_script = sim.provider.launcher("CMD", 1, 4)  # one manager per node
+    assert sim_script.count(sim_launch) == 1 and "--gpus" not in sim_script
+    assert len(sim.cpu_affinity.split(":")) == 1 + len(plan.sim_cores)
+    assert isinstance(train_pool, MPIExecutor) and train_pool.mpi_launcher == profile.mpi_launcher
+    assert isinstance(train_pool.provider.launcher, SimpleLauncher)
+    assert train_pool.provider.nodes_per_block == 4
+    resources = mpi_train_resources(plan, site_name)
+    validate_resource_spec(dict(resources))
+    prefix = compose_all(profile.mpi_launcher, resources, ["n0", "n1", "n2", "n3"])
+    assert prefix["PARSL_MPI_PREFIX"] == train_prefix

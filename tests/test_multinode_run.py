@@ -49,6 +49,8 @@ def test_run_trains_over_two_emulated_nodes(tmp_path, monkeypatch):
         "-m streamal.train.rank " + str(run / "checkpoints/T0/spec.json")
     )
     timeline = json.loads((run / "timeline.json").read_text())
-    trains = [r for r in timeline if r["pool"] == "train"]
+    trains = [r for r in timeline if r["pool"] == "train" and r["stage"] == "T0"]
     assert trains and all(r["info"]["launcher"] == "mpi" for r in trains)
+    assert trains[-1]["info"]["launch_command"] == metrics["launcher"]
+    assert " -bind-to user:0 " in metrics["launcher"]  # the plan's trainer core, every node
     assert json.loads((run / "run.json").read_text())["plan"]["nodes"] == 2

@@ -2,11 +2,12 @@
 
 * ``sim``: a HighThroughputExecutor with one worker per simulator core, each pinned to its
   core (``cpu_affinity="list:c0:c1:..."``) and no GPU visible.
-* ``train``: a HighThroughputExecutor with one worker that owns every trainer core and GPU;
-  the training task itself starts the DDP ranks and pins each one (see ``streamal.train``).
-  With ``train.launcher: mpi`` (``auto`` on several nodes) it is instead Parsl's
-  ``MPIExecutor``: a training task gets ``$PARSL_MPI_PREFIX`` and starts every rank of every
-  node through the site's MPI launcher (:mod:`streamal.train.mpi_launch`).
+* ``train``: a HighThroughputExecutor with one worker per node that owns every trainer core
+  and GPU of its node; the training task itself starts the DDP ranks of its node and pins
+  each one (see ``streamal.train``). With ``train.launcher: mpi`` (``auto`` on several
+  nodes) it is instead Parsl's ``MPIExecutor``: a training task asks for every node
+  (``parsl_resource_specification``), gets ``$PARSL_MPI_PREFIX`` and starts every rank of
+  every node through the site's MPI launcher (:mod:`streamal.train.mpi_launch`).
 
 The site profile (:mod:`streamal.cluster.sites`) gives each pool its provider and says
 whether traffic is encrypted and whether the interchange binds loopback. With
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamal.cluster import sites
 from streamal.cluster.plan import NodePlan
@@ -35,40 +36,33 @@ if TYPE_CHECKING:
 
 LOOPBACK = "127.0.0.1"
 HIDE_GPUS = "export CUDA_VISIBLE_DEVICES=''"
-#: Sites whose train pool can be an MPIExecutor in this release (``local``: emulated nodes,
-#: listed in ``$PBS_NODEFILE``).
-MPI_TRAIN_SITES = ("local",)
 #: Where Parsl's MPIExecutor finds the nodes of its block.
 NODE_LIST_VARIABLES = ("PBS_NODEFILE", "SLURM_NODELIST")
 
 
-def train_launcher(launcher: str, plan: NodePlan) -> str:
+def train_launcher(launcher: str, plan: NodePlan, *, model_per_rank: bool = False) -> str:
     """``local`` or ``mpi``: how the trainings of a run start their ranks.
 
-    ``auto`` means ``mpi`` when the plan spans several nodes on a site that supports an MPI
-    train pool (:data:`MPI_TRAIN_SITES`), else ``local`` (the ranks of node 0 only).
+    ``auto`` means ``mpi`` when the plan spans several nodes and the workflow trains one model
+    over all ranks, else ``local`` (the ranks of one node, started by the training task;
+    ``model_per_rank``: a workflow that trains one small model per rank worker).
     """
     if launcher == "auto":
-        return "mpi" if plan.nodes > 1 and plan.site in MPI_TRAIN_SITES else "local"
+        return "mpi" if plan.nodes > 1 and not model_per_rank else "local"
     return launcher
 
 
-def _check_mpi_train(plan: NodePlan, train_worker_per_rank: bool) -> None:
-    if plan.site not in MPI_TRAIN_SITES:
-        raise ConfigError(
-            f"train.launcher: mpi is supported on site {', '.join(MPI_TRAIN_SITES)} "
-            f"(emulated nodes) in this release, not on {plan.site!r}; use train.launcher: local"
-        )
+def _check_mpi_train(train_worker_per_rank: bool) -> None:
     if train_worker_per_rank:
         raise ConfigError(
             "train.launcher: mpi starts one training over every node; this workflow trains "
-            "one model per rank worker: use train.launcher: local"
+            "one model per rank worker: use train.launcher: auto or local"
         )
     if not any(os.environ.get(v) for v in NODE_LIST_VARIABLES):
         raise ConfigError(
             f"train.launcher: mpi needs the job's nodes in ${' or $'.join(NODE_LIST_VARIABLES)}"
-            " (on site local: a PBS_NODEFILE listing one name per emulated node, e.g. "
-            "localhost and 127.0.0.1)"
+            " (run inside a batch job; on site local: a PBS_NODEFILE listing one name per "
+            "emulated node, e.g. localhost and 127.0.0.1)"
         )
 
 
@@ -144,7 +138,7 @@ def build_parsl_config(
         **common,
     )
     if train_launcher == "mpi":
-        _check_mpi_train(plan, train_worker_per_rank)
+        _check_mpi_train(train_worker_per_rank)
         train = _mpi_train_pool(plan, profile, site, common)
     else:
         train = _train_pool(plan, profile, site, common, train_worker_per_rank)
@@ -158,46 +152,46 @@ def build_parsl_config(
     )
 
 
-def mpi_train_resources(plan: NodePlan) -> dict[str, int]:
-    """The ``parsl_resource_specification`` of one training over every node of ``plan``."""
+def mpi_train_resources(plan: NodePlan, site_name: str) -> dict[str, Any]:
+    """The ``parsl_resource_specification`` of one training over every node of ``plan``:
+    all three of ``num_nodes``, ``ranks_per_node``, ``num_ranks``, and the site's binding of
+    each local rank to its cores (``launcher_options``)."""
+    options = sites.get(site_name).mpi_binding(plan.trainer_ranks)
     return {
         "num_nodes": plan.nodes,
         "ranks_per_node": len(plan.trainer_ranks),
         "num_ranks": plan.world_size,
+        **({"launcher_options": options} if options else {}),
     }
+
+
+#: The ``parsl_resource_specification`` of a one-process task on an MPI pool (an AL task).
+ONE_PROCESS = {"num_nodes": 1, "ranks_per_node": 1, "num_ranks": 1}
+
+
+def pool_resources(launcher: str) -> dict[str, dict[str, Any]]:
+    """Per pool, the resource specification of a task that asks for none (the scheduler's
+    ``resources``): with the MPI train launcher, one process on one node."""
+    return {TRAIN_POOL: dict(ONE_PROCESS)} if launcher == "mpi" else {}
 
 
 def _mpi_train_pool(
     plan: NodePlan, profile: sites.SiteProfile, site: SiteConfig, common: dict
 ) -> parsl.executors.MPIExecutor:
-    """One MPIExecutor worker (on the block's lead node) that launches each training.
-
-    The streamal scheduler submits every task through one generic app, so Parsl never sees a
-    task's own ``parsl_resource_specification``; a task without one gets the plan's (every
-    node, every rank) instead of Parsl's "MPI mode requires ..." error.
-    """
+    """Parsl's MPIExecutor: one worker, on the block's lead node, that launches each training
+    over the nodes its ``parsl_resource_specification`` asks for (``$PARSL_MPI_PREFIX``)."""
     from parsl.executors import MPIExecutor
-    from parsl.launchers import SimpleLauncher
-    from parsl.providers import LocalProvider
-
-    resources = mpi_train_resources(plan)
-
-    class PlanMPIExecutor(MPIExecutor):
-        def submit(self, func, resource_specification, *args, **kwargs):
-            spec = dict(resource_specification or resources)
-            return super().submit(func, spec, *args, **kwargs)
 
     launch_cmd = common["interchange_launch_cmd"]  # MPIExecutor's annotation says str only
-    pool = PlanMPIExecutor(
+    pool = MPIExecutor(
         label=TRAIN_POOL,
         max_workers_per_block=1,
         mpi_launcher=profile.mpi_launcher,
-        provider=LocalProvider(
-            launcher=SimpleLauncher(),
+        provider=profile.lead_node_provider(
+            site,
+            cores_per_node=len(plan.trainer_cores),
+            gpus=len(plan.gpus),
             worker_init=site.worker_init,
-            init_blocks=1,
-            min_blocks=1,
-            max_blocks=1,
         ),
         **{k: v for k, v in common.items() if k != "interchange_launch_cmd"},
     )

@@ -128,6 +128,7 @@ class _TaskSpec:
     info: dict[str, Any]
     walltime_s: float | None
     retry_lost_only: bool = False
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Scheduler:
@@ -141,6 +142,9 @@ class Scheduler:
         progress: Show a live rich display per pool.
         walltimes: How long an attempt may run per pool / stage prefix, unless a call
             overrides it; no limit by default.
+        resources: The ``parsl_resource_specification`` of a pool's tasks, unless a call
+            overrides it (an MPI pool needs one for every task: ``{"num_nodes": 1,
+            "ranks_per_node": 1, "num_ranks": 1}`` for a one-process task).
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class Scheduler:
         progress: bool = True,
         pools: tuple[str, ...] = POOLS,
         walltimes: WalltimePolicy | None = None,
+        resources: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.parsl_config = parsl_config
         self._tmp = None if run_dir is not None else tempfile.TemporaryDirectory()
@@ -159,6 +164,7 @@ class Scheduler:
         self.retries = retries
         self.pools = pools
         self.walltimes = walltimes or WalltimePolicy()
+        self.resources = resources or {}
         self._starts = StartWatch(self.run_dir / "started")
         self.timeline = Timeline(self.run_dir)
         self.progress = PoolProgress(pools, enabled=progress)
@@ -240,6 +246,7 @@ class Scheduler:
         info: dict[str, Any] | None = None,
         walltime_s: float | None = None,
         retry_lost_only: bool = False,
+        resources: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> TaskHandle:
         """Submit ``fn(*args, **kwargs)`` to ``pool`` and return at once.
@@ -250,6 +257,8 @@ class Scheduler:
         ``retry_lost_only``: retry only an attempt the infrastructure lost (a worker or node
         died, the result could not come back), not one that failed or timed out in the task
         itself — for callers that handle those otherwise (a failing simulation chunk is split).
+        ``resources``: the task's ``parsl_resource_specification`` (default: the pool's, see
+        ``Scheduler(resources=...)``), e.g. the nodes and ranks of an MPI training.
         """
         if pool not in self._apps:
             raise StreamalError(
@@ -261,13 +270,24 @@ class Scheduler:
         attempts = 1 + (self.retries if retries is None else retries)
         if walltime_s is None:
             walltime_s = self.walltimes.for_task(pool, stage)
+        if resources is None:
+            resources = self.resources.get(pool, {})
         task = asyncio.ensure_future(
             self._run(
                 pool,
                 fn,
                 args,
                 kwargs,
-                _TaskSpec(task_id, name, stage, attempts, info or {}, walltime_s, retry_lost_only),
+                _TaskSpec(
+                    task_id,
+                    name,
+                    stage,
+                    attempts,
+                    info or {},
+                    walltime_s,
+                    retry_lost_only,
+                    dict(resources),
+                ),
                 tokens,
             )
         )
@@ -311,11 +331,13 @@ class Scheduler:
             marker = self._starts.marker(task.task_id, attempt)
             lost = False
             try:
+                # Parsl reads the spec from the app's keyword arguments
+                spec = {"parsl_resource_specification": task.resources} if task.resources else {}
                 if task.walltime_s is None:
-                    future = self._apps[pool](fn, args, kwargs, token)
+                    future = self._apps[pool](fn, args, kwargs, token, **spec)
                 else:
                     marked = functools.partial(run_marked, str(marker), fn)
-                    future = self._apps[pool](marked, args, kwargs, token)
+                    future = self._apps[pool](marked, args, kwargs, token, **spec)
                 self._in_flight.add(future)
                 future.add_done_callback(self._in_flight.discard)
                 outcome, timed_out = await self._starts.outcome(
@@ -359,5 +381,6 @@ class Scheduler:
                 worker_cores=list(outcome.worker_cores),
                 host=outcome.host,
                 pid=outcome.pid,
+                info={**pending.info, **outcome.facts},
             )
         )

@@ -71,18 +71,39 @@ class TaskOutcome:
     worker_cores: list[int] = field(default_factory=list)
     host: str = ""
     pid: int = 0
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
-def execute(fn: Callable[..., Any], args: tuple, kwargs: dict, token: CancelToken) -> TaskOutcome:
-    """Run ``fn(*args, **kwargs)`` in this worker and report timing, cores and errors."""
-    global _current
+_facts: dict[str, Any] | None = None
+
+
+def note_in_timeline(**facts: Any) -> None:
+    """Inside a task: add ``facts`` (JSON values) to the ``info`` of its timeline record,
+    e.g. ``note_in_timeline(launch_command="mpiexec -n 8 …")``. Outside a task: nothing."""
+    if _facts is not None:
+        _facts.update(facts)
+
+
+def execute(
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    token: CancelToken,
+    parsl_resource_specification: dict[str, Any] | None = None,
+) -> TaskOutcome:
+    """Run ``fn(*args, **kwargs)`` in this worker and report timing, cores and errors.
+
+    ``parsl_resource_specification`` is read by Parsl (an MPI pool composes
+    ``$PARSL_MPI_PREFIX`` from it); the task sees that prefix, not the argument.
+    """
+    global _current, _facts
     outcome = TaskOutcome(
         started=time.time(),
         worker_cores=sorted(os.sched_getaffinity(0)),
         host=socket.gethostname(),
         pid=os.getpid(),
     )
-    _current = token
+    _current, _facts = token, outcome.facts
     try:
         if token.is_set:
             raise StopRequested("cancelled before it started")
@@ -94,6 +115,6 @@ def execute(fn: Callable[..., Any], args: tuple, kwargs: dict, token: CancelToke
         outcome.error_type = type(exc).__name__
         outcome.value = traceback.format_exc()
     finally:
-        _current = None
+        _current, _facts = None, None
         outcome.ended = time.time()
     return outcome

@@ -257,6 +257,7 @@ def train(
         TrainingError: A rank exited non-zero (the others are stopped), or ``spec.master_addr``
             is not an address of this node.
     """
+    from streamal.runtime.task import note_in_timeline
     from streamal.train.mpi_launch import MPI_PREFIX_VARIABLE, train_mpi
 
     if prefix := os.environ.get(MPI_PREFIX_VARIABLE):
@@ -268,6 +269,11 @@ def train(
     if spec.cancel_path:  # a previous attempt's stop request is not this attempt's
         Path(spec.cancel_path).unlink(missing_ok=True)
     spec_path = spec.write(out / "spec.json")
+    ranks = ",".join(str(r.rank) for r in spec.ranks)
+    note_in_timeline(
+        launch_command=f"{sys.executable} -m streamal.train.rank {spec_path} RANK "
+        f"(RANK in {ranks}: subprocesses of the training task on this node)"
+    )
     base = dict(os.environ)
     procs: list[tuple[RankPlacement, subprocess.Popen, Path]] = []
     with contextlib.ExitStack() as logs:

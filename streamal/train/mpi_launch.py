@@ -94,7 +94,7 @@ def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> 
         TrainingError: The launcher exited non-zero or the training timed out; the message
             names the failing rank and carries the end of its log.
     """
-    from streamal.runtime.task import raise_if_cancelled
+    from streamal.runtime.task import note_in_timeline, raise_if_cancelled
 
     if addr := master_addr_of(os.environ.get(MPI_NODELIST_VARIABLE)):
         spec = dataclasses.replace(spec, master_addr=addr)
@@ -113,6 +113,7 @@ def train_mpi(spec: TrainSpec, prefix: str, *, timeout: float | None = None) -> 
         if k not in (*AFFINITY_VARIABLES, STORE_FD_VARIABLE, LAUNCHER_PID_VARIABLE)
     }
     env["PYTHONFAULTHANDLER"] = "1"
+    note_in_timeline(launch_command=shlex.join(command))
     launcher_log = out / "launcher.log"
     deadline = None if timeout is None else time.time() + timeout
     with open(launcher_log, "w") as log:

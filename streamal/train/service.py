@@ -74,11 +74,11 @@ class TrainingService:
             return tuple(RankPlacement(w.rank, w.cores, w.gpu) for w in self.plan.world)
         return self.plan.trainer_ranks
 
-    def resources(self) -> dict[str, Any]:
+    def resources(self) -> dict[str, Any] | None:
         """What the train pool is asked for: with the MPI launcher every node's ranks."""
         if self.launcher != "mpi":
-            return {}
-        return {"parsl_resource_specification": mpi_train_resources(self.plan)}
+            return None
+        return mpi_train_resources(self.plan, self.config.site.name)
 
     def rows(self, split: str, max_phase: int | None = None) -> list[int]:
         """Store rows of ``split`` whose phase is at most ``max_phase``."""
@@ -149,7 +149,7 @@ class TrainingService:
                 "launcher": self.launcher,
                 **(info or {}),
             },
-            **self.resources(),
+            resources=self.resources(),
         )
         scored = [h for h in result["history"] if h.get("val_score") == h.get("val_score")]
         best = min(scored, key=lambda h: h["val_score"], default={})

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, ClassVar
 from streamal.cluster.topology import Topology
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from parsl.providers.base import ExecutionProvider
 
+    from streamal.cluster.plan import RankPlacement
     from streamal.config import SiteConfig
 
 #: Every pool is one block, started with the run and kept until it ends.
@@ -64,6 +67,29 @@ class SiteProfile(ABC):
             gpus: GPUs the pool owns on each node.
             worker_init: Shell commands to run before the workers start; pass them on.
         """
+
+    def lead_node_provider(
+        self, site: SiteConfig, *, cores_per_node: int, gpus: int, worker_init: str
+    ) -> ExecutionProvider:
+        """The ``train`` pool's provider with Parsl's ``SimpleLauncher``: its command runs
+        once, on the first node of the block, and reaches the other nodes itself through the
+        MPI launcher — what Parsl's ``MPIExecutor`` needs, and the body of the one batch job
+        of ``allocation: submit``."""
+        from parsl.launchers import SimpleLauncher
+
+        from streamal.runtime.pools import TRAIN_POOL
+
+        provider = self.provider(
+            site, pool=TRAIN_POOL, cores_per_node=cores_per_node, gpus=gpus, worker_init=worker_init
+        )
+        provider.launcher = SimpleLauncher()
+        return provider
+
+    def mpi_binding(self, ranks: Sequence[RankPlacement]) -> str:
+        """Options of :attr:`mpi_launcher` that bind local rank ``i`` of every node to
+        ``ranks[i]``'s cores (and make its GPU visible); ``""``: no binding (each streamal
+        rank pins itself before importing torch in any case)."""
+        return ""
 
     def needs_account(self, site: SiteConfig) -> bool:
         """Whether ``site`` must name an ``account`` (batch jobs submitted by the pools)."""

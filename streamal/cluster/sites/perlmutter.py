@@ -8,8 +8,11 @@ from streamal.cluster.sites.base import ONE_BLOCK, SiteProfile
 from streamal.cluster.topology import Topology, numa_gpu_node
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from parsl.providers.base import ExecutionProvider
 
+    from streamal.cluster.plan import RankPlacement
     from streamal.config import SiteConfig
 
 
@@ -32,7 +35,12 @@ class PerlmutterSite(SiteProfile):
         from parsl.launchers import SrunLauncher
         from parsl.providers import LocalProvider, SlurmProvider
 
-        launcher = SrunLauncher(overrides=f"--cpus-per-task={cores_per_node} --gpus-per-node=4")
+        # One manager per node that sees the whole node (HTEX pins each worker to its plan
+        # cores), in a step that overlaps the other pool's and the trainings' steps; GPUs only
+        # for the pool that trains.
+        node_cores = len(self.topology().cores)
+        gpus_option = " --gpus-per-node=4" if gpus else ""
+        launcher = SrunLauncher(overrides=f"--cpus-per-task={node_cores} --overlap{gpus_option}")
         if site.allocation == "inside-job":
             return LocalProvider(
                 nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **ONE_BLOCK
@@ -51,3 +59,12 @@ class PerlmutterSite(SiteProfile):
             exclusive=True,
             **ONE_BLOCK,
         )
+
+    def mpi_binding(self, ranks: Sequence[RankPlacement]) -> str:
+        """``srun --cpu-bind=mask_cpu:…`` (local rank i → ``ranks[i]``'s cores; a mask, not
+        ``map_cpu``, since a rank owns several cores) with every GPU of the node visible to
+        every rank (``--gpus-per-node=4 --gpu-bind=none``): each rank selects its own GPU from
+        the plan (``GPU 3−k``), which a one-GPU-per-task cgroup would hide. ``--overlap``: the
+        pools' managers hold job steps on the same nodes for the whole run."""
+        masks = ",".join(hex(sum(1 << c for c in r.cores)) for r in ranks)
+        return f"--cpu-bind=mask_cpu:{masks} --gpus-per-node=4 --gpu-bind=none --overlap"

@@ -8,8 +8,11 @@ from streamal.cluster.sites.base import ONE_BLOCK, SiteProfile
 from streamal.cluster.topology import Topology, numa_gpu_node
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from parsl.providers.base import ExecutionProvider
 
+    from streamal.cluster.plan import RankPlacement
     from streamal.config import SiteConfig
 
 
@@ -53,3 +56,10 @@ class PolarisSite(SiteProfile):
             walltime=site.walltime,
             **ONE_BLOCK,
         )
+
+    def mpi_binding(self, ranks: Sequence[RankPlacement]) -> str:
+        """PALS ``mpiexec``: ``--cpu-bind list:0,1:8,9:…`` (local rank i → ``ranks[i]``'s cores).
+
+        Every GPU stays visible; each rank selects its own from the plan (``GPU 3−k``).
+        """
+        return "--cpu-bind list:" + ":".join(",".join(map(str, r.cores)) for r in ranks)
