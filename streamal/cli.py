@@ -118,14 +118,26 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    """Run a campaign here, or, on a batch site with ``allocation: submit``, submit the one
+    batch job that runs it (:mod:`streamal.cluster.submit`) and say how to follow it."""
     from streamal.overrides import parse_overrides
+
+    overrides = parse_overrides(args.set)
+    if args.config and not args.resume:
+        from streamal.cluster.submit import submit_run, submits_job
+        from streamal.config import load_config
+
+        cfg = load_config(args.config, overrides=overrides)
+        if submits_job(cfg):
+            print(submit_run(cfg, args.config, args.run_dir, overrides).summary())
+            return 0
     from streamal.runner import run_campaign
 
     return run_campaign(
         config_path=args.config,
         run_dir=args.run_dir,
         resume=args.resume,
-        overrides=parse_overrides(args.set),
+        overrides=overrides,
     )
 
 

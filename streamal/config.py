@@ -71,8 +71,8 @@ class SiteConfig(Strict):
     )
     allocation: Literal["submit", "inside-job"] = Field(
         "submit",
-        description="submit: each pool submits its own batch job; inside-job: the driver "
-        "runs inside an allocation and both pools share its nodes",
+        description="submit: streamal submits one batch job of site.nodes nodes and runs the "
+        "campaign inside it; inside-job: the driver already runs inside an allocation",
     )
     account: str | None = None
     queue: str | None = None

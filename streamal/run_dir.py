@@ -92,6 +92,20 @@ def _check_unchanged(path: Path, cfg: RunConfig) -> None:
             )
 
 
+def new_run_path(cfg: RunConfig, run_dir: str | None) -> Path:
+    """The folder of a new run: ``run_dir``, else ``runs/<name>-<timestamp>``.
+
+    Raises:
+        ConfigError: It already holds a run (its ``config.yaml``), or the campaign does not
+            fit (:func:`~streamal.footprint.check_campaign`).
+    """
+    path = Path(run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (path / "config.yaml").exists():
+        raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
+    check_campaign(cfg, path)
+    return path
+
+
 def prepare_run_dir(
     config_path: str | None,
     run_dir: str | None,
@@ -145,10 +159,7 @@ def prepare_run_dir(
     if not config_path:
         raise ConfigError("run: give a CONFIG, or --resume RUN_DIR")
     cfg, effective = load_effective_config(config_path, overrides=overrides)
-    path = Path(run_dir or Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (path / "config.yaml").exists():
-        raise ConfigError(f"--run-dir {path}: already holds a run; use --resume {path}")
-    check_campaign(cfg, path)
+    path = new_run_path(cfg, run_dir)
     try:
         path.mkdir(parents=True, exist_ok=True)
         if hold is not None:

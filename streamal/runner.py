@@ -71,8 +71,9 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
         )
         for note in store.recovered:
             console.print(f"[yellow]store: {note}")
-    model_per_rank = getattr(workflow_cls, "train_worker_per_rank", False)
-    launcher = train_launcher(cfg.train.launcher, plan, model_per_rank=model_per_rank)
+    model_per_rank = workflow_cls.model_per_rank(cfg.workflow.options)
+    ddp = workflow_cls.ddp_trainings
+    launcher = train_launcher(cfg.train.launcher, plan, ddp_trainings=ddp)
     parsl_config = build_parsl_config(
         plan,
         cfg.site,
@@ -81,6 +82,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
         sim_cores_per_worker=sim_cores,
         train_worker_per_rank=model_per_rank,
         train_launcher=launcher,
+        ddp_trainings=ddp,
     )
     try:
         scheduler = Scheduler(

@@ -166,21 +166,16 @@ def test_the_train_launcher_is_mpi_across_nodes_unless_a_model_trains_per_rank(
     polaris = NodePlan.build(sites.get("polaris").topology(), site="polaris", nodes=2)
     assert train_launcher("auto", one) == "local" and train_launcher("auto", two) == "mpi"
     assert train_launcher("auto", polaris) == "mpi" and train_launcher("local", two) == "local"
-    assert train_launcher("auto", two, model_per_rank=True) == "local"
+    assert train_launcher("auto", two, ddp_trainings=False) == "local"
     sched = SchedulerConfig()
     monkeypatch.delenv("PBS_NODEFILE", raising=False)
     monkeypatch.delenv("SLURM_NODELIST", raising=False)
     with pytest.raises(ConfigError, match="train.launcher: mpi needs the job's nodes"):
         build_parsl_config(two, SiteConfig(nodes=2), sched, tmp_path, train_launcher="mpi")
     monkeypatch.setenv("PBS_NODEFILE", str(tmp_path / "nodes"))
-    with pytest.raises(ConfigError, match="trains one model per rank worker"):
+    with pytest.raises(ConfigError, match="trainings are single-worker tasks"):
         build_parsl_config(
-            two,
-            SiteConfig(nodes=2),
-            sched,
-            tmp_path,
-            train_launcher="mpi",
-            train_worker_per_rank=True,
+            two, SiteConfig(nodes=2), sched, tmp_path, train_launcher="mpi", ddp_trainings=False
         )
 
 
@@ -219,6 +214,7 @@ def test_the_sim_pool_has_one_manager_per_emulated_node_pinned_to_the_plan(tmp_p
             return await asyncio.gather(*tasks)
 
     seen = asyncio.run(spread())
+    assert not list(Path.cwd().glob("parsl.*.nodes")), "a node list in the working folder"
     assert {s["node"] for s in seen} == {0, 1}, seen
     assert all(s["cores"] == list(plan.sim_cores) and s["gpus"] == "" for s in seen), seen
 
@@ -264,8 +260,10 @@ def test_four_node_launch_commands_of_the_batch_sites(
     config = build_parsl_config(plan, site, SchedulerConfig(), tmp_path, train_launcher="mpi")
     sim, train_pool = config.executors
     assert sim.provider.nodes_per_block == 4
-    sim_script = sim.provider.launcher("CMD", 1, 4)  # one manager per node
+    sim_script = sim.provider.launcher("CMD", 1, 4, str(tmp_path))  # one manager per node
     assert sim_script.count(sim_launch) == 1 and "--gpus" not in sim_script
+    if "HOSTFILE" in sim_script:  # mpiexec: the node list beside the job script
+        assert 'HOSTFILE="${SCRIPT_DIR:+$SCRIPT_DIR/}$JOBNAME.nodes"' in sim_script
     assert len(sim.cpu_affinity.split(":")) == 1 + len(plan.sim_cores)
     assert isinstance(train_pool, MPIExecutor) and train_pool.mpi_launcher == profile.mpi_launcher
     assert isinstance(train_pool.provider.launcher, SimpleLauncher)

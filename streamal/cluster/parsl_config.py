@@ -40,23 +40,25 @@ HIDE_GPUS = "export CUDA_VISIBLE_DEVICES=''"
 NODE_LIST_VARIABLES = ("PBS_NODEFILE", "SLURM_NODELIST")
 
 
-def train_launcher(launcher: str, plan: NodePlan, *, model_per_rank: bool = False) -> str:
+def train_launcher(launcher: str, plan: NodePlan, *, ddp_trainings: bool = True) -> str:
     """``local`` or ``mpi``: how the trainings of a run start their ranks.
 
-    ``auto`` means ``mpi`` when the plan spans several nodes and the workflow trains one model
-    over all ranks, else ``local`` (the ranks of one node, started by the training task;
-    ``model_per_rank``: a workflow that trains one small model per rank worker).
+    ``auto`` means ``mpi`` when the plan spans several nodes and the workflow's trainings are
+    DDP jobs over the trainer ranks (``ddp_trainings``), else ``local`` (each training task
+    starts its ranks on its own node; a workflow of small single-worker trainings spreads them
+    over the train workers of every node).
     """
     if launcher == "auto":
-        return "mpi" if plan.nodes > 1 and not model_per_rank else "local"
+        return "mpi" if plan.nodes > 1 and ddp_trainings else "local"
     return launcher
 
 
-def _check_mpi_train(train_worker_per_rank: bool) -> None:
-    if train_worker_per_rank:
+def _check_mpi_train(ddp_trainings: bool) -> None:
+    if not ddp_trainings:
         raise ConfigError(
-            "train.launcher: mpi starts one training over every node; this workflow trains "
-            "one model per rank worker: use train.launcher: auto or local"
+            "train.launcher: mpi starts one DDP training over every node; this workflow's "
+            "trainings are single-worker tasks spread over every node: use train.launcher: "
+            "auto or local"
         )
     if not any(os.environ.get(v) for v in NODE_LIST_VARIABLES):
         raise ConfigError(
@@ -93,6 +95,7 @@ def build_parsl_config(
     sim_cores_per_worker: int = 1,
     train_worker_per_rank: bool = False,
     train_launcher: str = "local",
+    ddp_trainings: bool = True,
 ) -> parsl.Config:
     """The ``parsl.Config`` with the ``sim`` and ``train`` pools of a NodePlan.
 
@@ -138,7 +141,7 @@ def build_parsl_config(
         **common,
     )
     if train_launcher == "mpi":
-        _check_mpi_train(train_worker_per_rank)
+        _check_mpi_train(ddp_trainings)
         train = _mpi_train_pool(plan, profile, site, common)
     else:
         train = _train_pool(plan, profile, site, common, train_worker_per_rank)

@@ -381,6 +381,7 @@ class Scheduler:
                 worker_cores=list(outcome.worker_cores),
                 host=outcome.host,
                 pid=outcome.pid,
+                manager=outcome.manager,
                 info={**pending.info, **outcome.facts},
             )
         )

@@ -71,6 +71,7 @@ class TaskOutcome:
     worker_cores: list[int] = field(default_factory=list)
     host: str = ""
     pid: int = 0
+    manager: str = ""
     facts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,6 +103,7 @@ def execute(
         worker_cores=sorted(os.sched_getaffinity(0)),
         host=socket.gethostname(),
         pid=os.getpid(),
+        manager=os.environ.get("PARSL_WORKER_POOL_ID", ""),
     )
     _current, _facts = token, outcome.facts
     try:

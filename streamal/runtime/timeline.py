@@ -28,7 +28,8 @@ class TaskRecord:
 
     Times are seconds since the epoch; ``started``/``ended`` come from the worker's clock,
     ``submitted``/``returned`` from the driver's. ``worker_cores`` is the affinity the task saw
-    from inside (``os.sched_getaffinity(0)``).
+    from inside (``os.sched_getaffinity(0)``); ``manager`` the Parsl worker pool it ran in
+    (one per node and pool: tells emulated nodes apart, which share a host name).
     """
 
     id: int
@@ -45,6 +46,7 @@ class TaskRecord:
     worker_cores: list[int] = field(default_factory=list)
     host: str = ""
     pid: int = 0
+    manager: str = ""
     info: dict[str, Any] = field(default_factory=dict)
 
     @property

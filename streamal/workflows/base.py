@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -53,6 +53,17 @@ class Workflow(ABC):
     needs_model: ClassVar[bool] = True
     needs_simulator: ClassVar[bool] = True
     train_worker_per_rank: ClassVar[bool] = False  # one train worker per rank (see executors)
+    #: Each training is one DDP job over the trainer ranks (on several nodes: of every node,
+    #: through the site's MPI launcher); ``False``: the workflow's trainings are small
+    #: single-worker tasks (architecture search).
+    ddp_trainings: ClassVar[bool] = True
+
+    @classmethod
+    def model_per_rank(cls, options: dict[str, Any]) -> bool:
+        """Whether the ``train`` pool gets one worker per trainer rank of every node (a
+        workflow that trains many small models at once) rather than one per node (DDP
+        trainings); ``options``: the run's ``workflow.options``, already validated."""
+        return cls.train_worker_per_rank
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx

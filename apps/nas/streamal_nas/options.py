@@ -64,6 +64,11 @@ class NasOptions(PluginOptions):
     """
 
     strategy: Literal["nsga2", "regularized-evolution"] = "nsga2"
+    candidate_span: Literal["rank", "node"] = Field(
+        "rank",
+        description="rank: one candidate at a time per trainer rank of every node (its cores "
+        "and GPU); node: one per node, owning all of the node's trainer cores and GPUs",
+    )
     population: int = Field(8, ge=2, description="NSGA-II population / RE population N")
     sample_size: int = Field(3, ge=1, description="RE tournament size S")
     phases: int = Field(3, ge=1, description="search space: phases per genome")

@@ -63,6 +63,12 @@ class NasWorkflow(Workflow):
     needs_model = False
     needs_simulator = False
     train_worker_per_rank = True
+    ddp_trainings = False
+
+    @classmethod
+    def model_per_rank(cls, options: dict[str, Any]) -> bool:
+        """One candidate per rank of every node unless ``candidate_span: node``."""
+        return NasOptions.model_validate(options).candidate_span == "rank"
 
     async def run(self) -> None:
         t0 = time.time()
@@ -77,9 +83,7 @@ class NasWorkflow(Workflow):
         self.decisions_dir = run_dir / "decisions"
         self.decisions_dir.mkdir(exist_ok=True)
         self.records_path.touch()
-        self.state = SearchState.open(
-            run_dir, cfg.fingerprint(), window=len(self.ctx.plan.trainer_ranks) + 1
-        )
+        self.state = SearchState.open(run_dir, cfg.fingerprint(), window=self._train_workers() + 1)
         self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
         for note in self.state.notes:
             log.warning("nas: %s", note)
@@ -133,6 +137,12 @@ class NasWorkflow(Workflow):
                 await self.engine.close()
         self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
         self._write_outputs(strategy, time.time() - t0)
+
+    def _train_workers(self) -> int:
+        """Candidates trained at once: one per train worker, on every node."""
+        plan = self.ctx.plan
+        per_node = len(plan.trainer_ranks) if self.options.candidate_span == "rank" else 1
+        return per_node * plan.nodes
 
     async def _search(self, strategy: SearchStrategy) -> None:
         """Ask, evaluate and tell until the budget is spent, in a timing-independent order.

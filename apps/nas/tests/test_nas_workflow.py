@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,36 @@ def test_options_reject_unknown_keys_and_bad_values():
         NasOptions.model_validate(
             {"strategy": "regularized-evolution", "population": 3, "sample_size": 5}
         )
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("span", ["rank", "node"])
+def test_candidates_train_on_every_emulated_node(span, tmp_path):
+    """Two emulated nodes (a PBS_NODEFILE naming this machine twice; hydra's mpiexec starts
+    one manager per name): candidates train in both nodes' train pools."""
+    bindir = str(Path(sys.executable).parent)
+    nodefile = tmp_path / "nodefile"
+    nodefile.write_text("localhost\n127.0.0.1\n")
+    env = {
+        **os.environ,
+        "PBS_NODEFILE": str(nodefile),
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    run = tmp_path / "run"
+    res = subprocess.run(
+        [
+            *(sys.executable, "-m", "streamal", "run", str(ROOT / "configs" / "nas-ci.yaml")),
+            *("--run-dir", str(run), "--set", "site.nodes=2", "--set", "site.trainer_ranks=1"),
+            *("--set", "site.cores_per_rank=1", "--set", f"workflow.options.candidate_span={span}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    timeline = json.loads((run / "timeline.json").read_text())
+    trained = [r for r in timeline if r["stage"] == "train" and r["status"] == "done"]
+    assert len({r["manager"] for r in trained}) == 2, "candidates trained on one node only"
+    assert json.loads((run / "nas" / "state.json").read_text())["window"] == 3

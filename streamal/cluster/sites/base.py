@@ -16,6 +16,7 @@ from streamal.cluster.topology import Topology
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from parsl.launchers.base import Launcher
     from parsl.providers.base import ExecutionProvider
 
     from streamal.cluster.plan import RankPlacement
@@ -98,6 +99,26 @@ class SiteProfile(ABC):
     def encrypted(self, site: SiteConfig) -> bool:
         """Whether HTEX traffic is encrypted: ``site.encrypted``, else the site's default."""
         return site.encrypted if site.encrypted is not None else self.encrypted_by_default
+
+
+#: Where Parsl's ``MpiExecLauncher`` writes the job's node list, and where it should.
+_NODE_LIST_IN_CWD = 'HOSTFILE="$JOBNAME.nodes"'
+_NODE_LIST_BY_SCRIPT = 'HOSTFILE="${SCRIPT_DIR:+$SCRIPT_DIR/}$JOBNAME.nodes"'
+
+
+def mpiexec_launcher(*, bind_cmd: str, overrides: str) -> Launcher:
+    """Parsl's ``MpiExecLauncher`` (one manager per node), but it keeps its node-list file
+    beside its job script (under the run's ``runinfo``), not in the user's working folder."""
+    from parsl.launchers import MpiExecLauncher
+
+    class ScriptDirMpiExecLauncher(MpiExecLauncher):
+        def __call__(
+            self, command: str, tasks_per_node: int, nodes_per_block: int, script_dir: str = ""
+        ) -> str:
+            script = super().__call__(command, tasks_per_node, nodes_per_block, script_dir)
+            return script.replace(_NODE_LIST_IN_CWD, _NODE_LIST_BY_SCRIPT)
+
+    return ScriptDirMpiExecLauncher(bind_cmd=bind_cmd, overrides=overrides)
 
 
 def check_site_profile(profile: SiteProfile) -> None:

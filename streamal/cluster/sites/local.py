@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamal.cluster.sites.base import ONE_BLOCK, SiteProfile
+from streamal.cluster.sites.base import ONE_BLOCK, SiteProfile, mpiexec_launcher
 from streamal.cluster.topology import Topology
 
 if TYPE_CHECKING:
@@ -40,11 +40,11 @@ class LocalSite(SiteProfile):
         self, site: SiteConfig, *, pool: str, cores_per_node: int, gpus: int, worker_init: str
     ) -> LocalProvider:
         """Workers started on this node; on several nodes, one manager per node by mpiexec."""
-        from parsl.launchers import MpiExecLauncher, SingleNodeLauncher
+        from parsl.launchers import SingleNodeLauncher
         from parsl.providers import LocalProvider
 
         if site.nodes > 1:
-            launcher = MpiExecLauncher(bind_cmd="-bind-to", overrides="-ppn 1")
+            launcher = mpiexec_launcher(bind_cmd="-bind-to", overrides="-ppn 1")
             return LocalProvider(
                 nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **ONE_BLOCK
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamal.cluster.sites.base import ONE_BLOCK, SiteProfile
+from streamal.cluster.sites.base import ONE_BLOCK, SiteProfile, mpiexec_launcher
 from streamal.cluster.topology import Topology, numa_gpu_node
 
 if TYPE_CHECKING:
@@ -32,10 +32,9 @@ class PolarisSite(SiteProfile):
         self, site: SiteConfig, *, pool: str, cores_per_node: int, gpus: int, worker_init: str
     ) -> ExecutionProvider:
         """PBSProProvider + MpiExecLauncher; inside a job, a LocalProvider on its nodes."""
-        from parsl.launchers import MpiExecLauncher
         from parsl.providers import LocalProvider, PBSProProvider
 
-        launcher = MpiExecLauncher(bind_cmd="--cpu-bind", overrides="--depth=64 --ppn 1")
+        launcher = mpiexec_launcher(bind_cmd="--cpu-bind", overrides="--depth=64 --ppn 1")
         if site.allocation == "inside-job":
             return LocalProvider(
                 nodes_per_block=site.nodes, launcher=launcher, worker_init=worker_init, **ONE_BLOCK
