@@ -122,3 +122,12 @@ def test_text_table_shows_every_rank(capsys):
         for n in range(4)
         for k in range(4)
     ]
+
+
+@pytest.mark.parametrize("nodes", [4, 2, 1])
+def test_the_e2_config_is_the_papers_scaling_series(capsys, nodes):
+    """configs/diffraction-e2.yaml is E2 on 4 Polaris nodes; ``--set site.nodes`` gives the
+    1- and 2-node runs of Table V."""
+    e2 = str(ROOT / "configs/diffraction-e2.yaml")
+    argv = [e2] if nodes == 4 else [e2, "--set", f"site.nodes={nodes}"]
+    _check_world(_plan_json(capsys, *argv), "polaris", 8, 24, nodes)
