@@ -80,16 +80,20 @@ def _plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4.8))
     labels = [f"base {result['base']}", f"this checkout {result['head']}"]
     for i, key in enumerate(("base_s", "head_s")):
         times = [t / 60 for t in result[key]]
         ax.bar(i, statistics.median(times), color=("#9aa", "#47a")[i], width=0.6, label=labels[i])
-        ax.plot([i] * len(times), times, "ko", ms=4)
+        ax.plot([i] * len(times), times, "ko", ms=4, label="single runs" if i else None)
     ax.set_xticks([0, 1], labels)
-    ax.set_ylabel("quickstart wall time (min); bar: median, dots: runs")
+    ax.set_ylabel("wall time of the quickstart (min)")
     ratio = result["ratio_head_over_base"]
-    ax.set_title(f"{CONFIG}: this checkout / base = {ratio:.3f} (medians)")
+    ax.set_title(
+        f"{CONFIG}, {len(result['base_s'])} runs each, alternating\n"
+        f"this checkout / base = {ratio:.3f} (bars: medians)",
+        fontsize=11,
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -214,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="plots and tables of a run directory")
     rep.add_argument("run_dir")
     rep.set_defaults(func=_cmd_report)
+
+    from streamal.study.cli import add_parsers as add_study
+
+    add_study(sub, _add_set_option)
+    from streamal.replay.cli import add_parser as add_replay
+
+    add_replay(sub)
     return p
 
 
