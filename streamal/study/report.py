@@ -147,6 +147,17 @@ def format_table(table: dict[str, Any]) -> str:
             f"{r['nodes']:>5} {r['gpus']:>4} {r['ranks']:>5} {r['workflow']:<12} "
             f"{r['repeats']:>4} {r['makespan_s']:>12.1f} {vs:>9} {r['parallel_efficiency']:>9.2f}"
         )
+    lines += ["", "task groups (busy seconds; Table III):"]
+    for r in table["runs"]:
+        groups = ", ".join(f"{g['group']} {g['busy_s']:.1f}" for g in r["groups"])
+        lines.append(f"  {r['run']:<22} {groups}")
+    lines += ["", "final test metrics (Table IV):"]
+    for r in table["runs"]:
+        final = r["final"]
+        values = ", ".join(
+            f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, (int, float)) and k != "phase"
+        )
+        lines.append(f"  {r['run']:<22} {final.get('phase', '-')}: {values or '-'}")
     if table["missing"]:
         lines.append(f"not finished (left out): {', '.join(table['missing'])}")
     return "\n".join(lines)
