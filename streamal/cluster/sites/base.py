@@ -36,8 +36,9 @@ class SiteProfile(ABC):
         description: One line for humans: the machine, scheduler and node.
         mpi_launcher: The MPI launcher of the machine, one of Parsl's ``VALID_LAUNCHERS``
             (``"mpiexec"``, ``"srun"``, ``"aprun"``).
-        submits_jobs: Each pool submits a batch job (so ``allocation: submit`` needs
-            ``account``); ``False`` for a site that runs on the node it is started on.
+        submits_jobs: A batch site: with ``allocation: submit`` streamal submits one batch
+            job of ``site.nodes`` nodes that runs the campaign (so it needs ``account``);
+            ``False`` for a site that runs on the node it is started on.
         encrypted_by_default: Encrypt HTEX traffic when ``site.encrypted`` is not set.
         binds_loopback: The interchange listens on ``127.0.0.1`` only (single-node sites).
         node_memory_bytes: Memory of one compute node; ``None``: this node's free memory.
