@@ -55,6 +55,7 @@ def _config(tmp_path, **changes):
 
 
 @pytest.mark.mpi
+@pytest.mark.slow  # four campaigns (~2 min); the two-node run itself is in test_multinode_run
 def test_a_study_over_one_and_two_emulated_nodes_runs_resumes_and_reports(tmp_path):
     config, out, env = _config(tmp_path), tmp_path / "study", _env(tmp_path)
     argv = ["scale", str(config), "--nodes", "1,2", "--workflows", "serial,streaming"]

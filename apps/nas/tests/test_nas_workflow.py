@@ -91,7 +91,7 @@ def test_options_reject_unknown_keys_and_bad_values():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("span", ["rank", "node"])
+@pytest.mark.parametrize("span", ["rank", pytest.param("node", marks=pytest.mark.slow)])
 def test_candidates_train_on_every_emulated_node(span, tmp_path):
     """Two emulated nodes (a PBS_NODEFILE naming this machine twice; hydra's mpiexec starts
     one manager per name): candidates train in both nodes' train pools."""
