@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamal import durable
@@ -38,6 +38,7 @@ class RunState:
     run: StudyRun
     status: str
     command: list[str]
+    left_out: list[str] = field(default_factory=list)  # workflow.options keys not passed on
 
 
 def run_sets(study: Study, run: StudyRun) -> tuple[list[str], list[str]]:
@@ -76,12 +77,14 @@ def state_of(study: Study, run: StudyRun) -> RunState:
     base = [sys.executable, "-m", "streamal", "run"]
     if status == "done":
         return RunState(run, "done", [])
-    if status is not None:
-        return RunState(run, "partial", [*base, "--resume", str(run_dir)])
-    if (run_dir / "batch").exists():
+    if (run_dir / "batch").exists() and status is None:
         return RunState(run, "submitted", [])
-    sets = [a for s in run_sets(study, run)[0] for a in ("--set", s)]
-    return RunState(run, "new", [*base, str(study.config), "--run-dir", str(run_dir), *sets])
+    sets, left_out = run_sets(study, run)
+    if status is not None:
+        return RunState(run, "partial", [*base, "--resume", str(run_dir)], left_out)
+    args = [a for s in sets for a in ("--set", s)]
+    command = [*base, str(study.config), "--run-dir", str(run_dir), *args]
+    return RunState(run, "new", command, left_out)
 
 
 def job_nodes() -> list[str]:
@@ -169,7 +172,7 @@ def run_study(study: Study, *, dry_run: bool = False, say=print) -> int:
         if not s.command:
             say(f"{where}: {s.status}, skipped")
             continue
-        left_out = run_sets(study, s.run)[1]
+        left_out = s.left_out
         note = (
             f"; not for this workflow: workflow.options.{', '.join(left_out)}" if left_out else ""
         )
