@@ -34,6 +34,7 @@ from streamal.train.checkpoint import load_checkpoint, save_checkpoint
 from streamal.train.ddp import (
     LAUNCHER_PID_VARIABLE,
 )
+from streamal.train.epoch_notes import note_epoch
 from streamal.train.rank_setup import (
     NODE_VARIABLES,
     exit_with_launcher,
@@ -283,6 +284,7 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
                 **{f"val_{k}": v for k, v in (metrics or {}).items()},
             }
             history.append(entry)
+            note_epoch(out_dir, entry, spec.epochs)
             if metrics and val_loss < best:
                 best = val_loss
                 best_state = {
