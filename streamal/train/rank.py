@@ -261,6 +261,7 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
         sampler.set_epoch(epoch)
         parts_sum: dict[str, float] = {}
         n_batches = 0
+        loss_sum = 0.0
         for x, c, y in loader:
             x, c, y = x.to(device), c.to(device), y.to(device)
             loss, parts = plugin.loss(ddp(x), c, y)
@@ -269,6 +270,7 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
             torch.nn.utils.clip_grad_norm_(ddp.parameters(), spec.grad_clip)
             optimizer.step()
             n_batches += 1
+            loss_sum += float(loss.detach())
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
         train_time = time.time() - t0
@@ -280,6 +282,7 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
                 "train_s": train_time,
                 "epoch_s": time.time() - t0,
                 "val_score": val_loss,
+                "train_loss": loss_sum / max(n_batches, 1),
                 **{f"train_{k}": v / max(n_batches, 1) for k, v in parts_sum.items()},
                 **{f"val_{k}": v for k, v in (metrics or {}).items()},
             }
