@@ -94,6 +94,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
             resources=pool_resources(launcher),
         )
         stopping.scheduler = scheduler
+        scheduler.progress.title = f"{cfg.name} ({cfg.workflow.name})"
         async with scheduler:
             ctx = RunContext(
                 cfg,

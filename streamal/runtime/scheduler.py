@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from streamal.cluster.parsl_config import ensure_worker_commands_on_path
 from streamal.errors import StreamalError
 from streamal.runtime.pools import POOLS
-from streamal.runtime.progress import PoolProgress
+from streamal.runtime.progress import RunProgress
 from streamal.runtime.shutdown import kill_pools, stop_pools
 from streamal.runtime.task import CancelToken, TaskOutcome, execute
 from streamal.runtime.timeline import RUNNING, TIMEOUT, TaskRecord, Timeline
@@ -139,7 +139,9 @@ class Scheduler:
             (see :func:`streamal.cluster.parsl_config.build_parsl_config`).
         run_dir: Where ``timeline.json(l)`` and cancel tokens live; a temporary folder if None.
         retries: Extra attempts after a failure, unless a call overrides it.
-        progress: Show a live rich display per pool.
+        progress: Show progress (live in a terminal, else log lines; see
+            :class:`~streamal.runtime.progress.RunProgress`).
+        progress_interval_s: Seconds between status lines when not in a terminal.
         walltimes: How long an attempt may run per pool / stage prefix, unless a call
             overrides it; no limit by default.
         resources: The ``parsl_resource_specification`` of a pool's tasks, unless a call
@@ -154,6 +156,7 @@ class Scheduler:
         run_dir: str | Path | None = None,
         retries: int = 2,
         progress: bool = True,
+        progress_interval_s: float = 30.0,
         pools: tuple[str, ...] = POOLS,
         walltimes: WalltimePolicy | None = None,
         resources: dict[str, dict[str, Any]] | None = None,
@@ -167,7 +170,9 @@ class Scheduler:
         self.resources = resources or {}
         self._starts = StartWatch(self.run_dir / "started")
         self.timeline = Timeline(self.run_dir)
-        self.progress = PoolProgress(pools, enabled=progress)
+        self.progress = RunProgress(
+            pools, enabled=progress, run_dir=self.run_dir, interval_s=progress_interval_s
+        )
         self._apps: dict[str, Callable[..., Any]] = {}
         self._dfk = None
         self._tasks: set[asyncio.Task] = set()
@@ -326,8 +331,8 @@ class Scheduler:
             )
             record = functools.partial(self._record, pending)
             token = tokens.for_attempt(attempt)
-            self.progress.submitted(pool)
             self.timeline.submitted(pending)
+            self.progress.submitted(pending)
             marker = self._starts.marker(task.task_id, attempt)
             lost = False
             try:
@@ -369,19 +374,18 @@ class Scheduler:
 
     def _record(self, pending: TaskRecord, outcome: TaskOutcome, status: str) -> None:
         """The final record of an attempt noted as ``pending`` when it was submitted."""
-        self.progress.finished(pending.pool, status)
-        self.timeline.add(
-            dataclasses.replace(
-                pending,
-                started=outcome.started or None,
-                ended=outcome.ended or None,
-                returned=time.time(),
-                status=status,
-                error=outcome.error,
-                worker_cores=list(outcome.worker_cores),
-                host=outcome.host,
-                pid=outcome.pid,
-                manager=outcome.manager,
-                info={**pending.info, **outcome.facts},
-            )
+        final = dataclasses.replace(
+            pending,
+            started=outcome.started or None,
+            ended=outcome.ended or None,
+            returned=time.time(),
+            status=status,
+            error=outcome.error,
+            worker_cores=list(outcome.worker_cores),
+            host=outcome.host,
+            pid=outcome.pid,
+            manager=outcome.manager,
+            info={**pending.info, **outcome.facts},
         )
+        self.timeline.add(final)
+        self.progress.finished(final)

@@ -236,5 +236,7 @@ async def simulate_batch(
     chunks = [
         np.arange(s, min(s + chunk_size, len(classes))) for s in range(0, len(classes), chunk_size)
     ]
+    todo = [rows for i, rows in enumerate(chunks) if not store.has_batch(f"{key}/{i}")]
+    scheduler.progress.plan(SIM_POOL, stage, tasks=len(todo), samples=sum(map(len, todo)))
     await asyncio.gather(*(one_chunk(i, rows) for i, rows in enumerate(chunks)))
     return report

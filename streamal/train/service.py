@@ -8,6 +8,7 @@ again.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +148,7 @@ class TrainingService:
                 "samples": len(train_rows),
                 "epochs": epochs,
                 "launcher": self.launcher,
+                "checkpoints": os.path.relpath(spec.out_dir, self.scheduler.run_dir),
                 **(info or {}),
             },
             resources=self.resources(),
