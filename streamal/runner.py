@@ -293,7 +293,7 @@ def _run_locked(cfg: RunConfig, path: Path, resumed: bool) -> int:
         return _exit_now_if(killed, 128 + stopping.signum)
     _write_status(path, cfg, plan, "done", wall_s=time.time() - t0)
     from streamal.report import write_report
+    from streamal.report.summary import print_summary
 
-    for p in write_report(path):
-        console.print(f"wrote {p}")
+    print_summary(path, write_report(path))
     return _exit_now_if(stopping.scheduler is not None and stopping.scheduler.pools_killed, 0)
