@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from streamal.runtime.timeline import TIMEOUT, TaskRecord
 
@@ -35,16 +36,19 @@ def phase_table(records: list[TaskRecord]) -> list[dict]:
     return sorted(rows, key=lambda r: r["start_s"])
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], console: Any = None) -> None:
+    """Print the timing table to stderr (or ``console``), never clipped.
+
+    On a terminal the table fits the terminal's width (the group column folds); otherwise
+    (a log file, a pipe) the console is made as wide as the table needs.
+    """
+    from rich import box
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
-    table = Table(title="Task groups (cf. the paper's Table III)")
-    columns = ("group", "pool", "tasks", "failed", "timeout")
-    for col in (*columns, "start (s)", "end (s)", "span (s)", "busy (s)"):
-        table.add_column(col, justify="left" if col in ("group", "pool") else "right")
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             r["group"],
             r["pool"],
             str(r["tasks"]),
@@ -55,4 +59,34 @@ def print_table(rows: list[dict]) -> None:
             f"{r['span_s']:.1f}",
             f"{r['busy_s']:.1f}",
         )
-    Console(stderr=True).print(table)
+        for r in rows
+    ]
+    headers = ("group", "pool", "tasks", "failed", "timeout")
+    headers += ("start (s)", "end (s)", "span (s)", "busy (s)")
+    if console is None:
+        console = Console(stderr=True)
+    narrow = console.is_terminal and console.width < 100
+    if narrow:  # units under the names: every header fits its numbers' width
+        headers = tuple(h.replace(" (s)", "\n(s)") for h in headers)
+    table = Table(
+        title="Task groups (cf. the paper's Table III)",
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        pad_edge=not narrow,
+        collapse_padding=narrow,
+    )
+    for i, col in enumerate(headers):
+        # a narrow terminal folds the group names and wraps the headers, never the numbers
+        widest = max((len(c[i]) for c in cells), default=1)
+        table.add_column(
+            col,
+            justify="left" if col in ("group", "pool") else "right",
+            overflow="fold",
+            min_width=min(widest, 8) if col == "group" else widest,
+        )
+    for c in cells:
+        table.add_row(*c)
+    if not console.is_terminal:
+        wide = Console(stderr=True, width=10_000)
+        need = Measurement.get(wide, wide.options, table).maximum
+        console = Console(stderr=True, width=max(console.width, need))
+    console.print(table)

@@ -65,6 +65,21 @@ class Workflow(ABC):
         trainings); ``options``: the run's ``workflow.options``, already validated."""
         return cls.train_worker_per_rank
 
+    @classmethod
+    def report(cls, run_dir: Path, out: Path) -> list[Path]:
+        """Figures and tables only this workflow makes, from the run directory alone.
+
+        Called by ``streamal report`` (and at the end of a run) after the common report.
+
+        Args:
+            run_dir: The run directory.
+            out: The report folder (``run_dir / "report"``), already made.
+
+        Returns:
+            The files written.
+        """
+        return []
+
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.options = self.Options.model_validate(ctx.config.workflow.options)

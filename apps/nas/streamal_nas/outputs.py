@@ -5,6 +5,9 @@
   the Pareto front highlighted.
 * ``summary.json``: best candidate, hypervolume, epochs trained and saved, skips, wall time.
 
+:func:`write_report` makes the report figures again from the run directory alone
+(``streamal report RUN_DIR``), also of an interrupted search (from ``nas/state.json``).
+
 Every file is written atomically (:mod:`streamal.durable`): a crash leaves the previous
 version, never a torn one.
 """
@@ -24,7 +27,16 @@ from streamal import durable
 from .objectives import objective_vector
 from .strategies import pareto_indices
 
-__all__ = ["COLUMNS", "plot_pareto", "summarize", "write_candidate_table", "write_summary"]
+__all__ = [
+    "COLUMNS",
+    "cost_label",
+    "plot_pareto",
+    "read_rows",
+    "summarize",
+    "write_candidate_table",
+    "write_report",
+    "write_summary",
+]
 
 COLUMNS: tuple[str, ...] = (
     "id",
@@ -172,3 +184,63 @@ def summarize(
 def write_summary(summary: Mapping[str, Any], run_dir: str | Path) -> Path:
     """Write ``summary.json``."""
     return durable.write_json(Path(run_dir) / "summary.json", dict(summary))
+
+
+def cost_label(objective: str, records: Sequence[Mapping[str, Any]]) -> str:
+    """The Pareto plot's cost axis label for ``objective`` (``flops`` or ``energy``)."""
+    if objective == "flops":
+        return "cost: FLOPs per forward pass"
+    if any(r.get("cost_is_proxy") for r in records):
+        return "cost: energy proxy, FLOPs x epochs (energy unavailable)"
+    return "cost: training energy (J)"
+
+
+def read_rows(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The candidate rows of a run: ``candidates.json``, else (a search that did not finish)
+    the completed evaluations saved in ``nas/state.json``; sorted by candidate id."""
+    run_dir = Path(run_dir)
+    rows = durable.read_json(run_dir / "candidates.json", default=None)
+    if not isinstance(rows, list):
+        for name in ("state.json", "state.prev.json"):
+            state = durable.read_json(run_dir / "nas" / name, default=None)
+            if isinstance(state, dict) and isinstance(state.get("completed"), list):
+                rows = state["completed"]
+                break
+        else:
+            rows = []
+    return sorted((dict(r) for r in rows), key=lambda r: str(r["id"]))
+
+
+def _objective(run_dir: Path) -> str:
+    """The run's ``objective`` option: from ``summary.json``, ``run.json`` or ``config.yaml``."""
+    summary = durable.read_json(run_dir / "summary.json", default={})
+    if isinstance(summary, dict) and summary.get("objective"):
+        return str(summary["objective"])
+    config = durable.read_json(run_dir / "run.json", default={})
+    config = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(config, dict) and (run_dir / "config.yaml").exists():
+        import yaml
+
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    try:
+        return str(config["workflow"]["options"].get("objective", "flops"))
+    except (KeyError, TypeError, AttributeError):
+        return "flops"
+
+
+def write_report(run_dir: str | Path, out: str | Path) -> list[Path]:
+    """Make ``out/pareto.png`` again from the files of a run directory.
+
+    Args:
+        run_dir: A nas run's directory (``candidates.json`` or ``nas/state.json``).
+        out: The report folder.
+
+    Returns:
+        The files written (none when the run has no candidate yet).
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    rows = read_rows(run_dir)
+    if not rows:
+        return []
+    label = cost_label(_objective(run_dir), rows)
+    return [plot_pareto(rows, out / "pareto.png", label)]

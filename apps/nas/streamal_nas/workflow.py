@@ -44,7 +44,14 @@ from streamal.workflows.base import Workflow
 from .candidates import CandidateEvaluator, Trained
 from .objectives import hypervolume_reference, objective_vector
 from .options import NasOptions
-from .outputs import plot_pareto, summarize, write_candidate_table, write_summary
+from .outputs import (
+    cost_label,
+    plot_pareto,
+    summarize,
+    write_candidate_table,
+    write_report,
+    write_summary,
+)
 from .prediction import prediction_config, read_all_decisions
 from .prediction.supervisor import EngineSupervisor
 from .search_state import SearchState
@@ -69,6 +76,11 @@ class NasWorkflow(Workflow):
     def model_per_rank(cls, options: dict[str, Any]) -> bool:
         """One candidate per rank of every node unless ``candidate_span: node``."""
         return NasOptions.model_validate(options).candidate_span == "rank"
+
+    @classmethod
+    def report(cls, run_dir: Path, out: Path) -> list[Path]:
+        """The Pareto plot (``out/pareto.png``), from the run directory alone."""
+        return write_report(run_dir, out)
 
     async def run(self) -> None:
         t0 = time.time()
@@ -218,10 +230,7 @@ class NasWorkflow(Workflow):
         hv = hypervolume(f / ref, [1.0, 1.0]) if rows else 0.0
         run_dir = self.ctx.run_dir
         write_candidate_table(rows, run_dir)
-        cost_label = "FLOPs per forward pass" if o.objective == "flops" else "energy (J)"
-        if o.objective == "energy" and any(r["cost_is_proxy"] for r in rows):
-            cost_label = "energy proxy: FLOPs x epochs (energy unavailable)"
-        plot_pareto(rows, run_dir / "report" / "pareto.png", cost_label)
+        plot_pareto(rows, run_dir / "report" / "pareto.png", cost_label(o.objective, rows))
         summary = summarize(
             rows,
             hypervolume=hv,

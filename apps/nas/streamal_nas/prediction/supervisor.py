@@ -49,7 +49,7 @@ class EngineSupervisor:
                 *self.args,
                 stage="predict",
                 name=f"predict-engine-{k}",
-                info={"engine_run": k},
+                info={"engine_run": k, "waits": True},  # a poller: not counted as busy
             )
 
     async def _stop(self) -> None:
