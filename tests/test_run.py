@@ -52,8 +52,23 @@ def _run(tmp_path, config, *extra, umask=None):
 
 
 def test_baseline_run_writes_every_output(tmp_path):
-    res = _run(tmp_path, CONFIG, umask=0)  # a careless umask must not make files writable
+    # with progress on: stderr is a pipe, as in a batch job, so progress comes as log lines
+    config = {**CONFIG, "scheduler": {**CONFIG["scheduler"], "progress": True}}
+    res = _run(tmp_path, config, umask=0)  # a careless umask must not make files writable
     assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stderr
+    for said in (
+        "sim   S0: started, 160 samples in 11 tasks",
+        "sim   S0: ended, 160/160 samples in",
+        "train T0: training started, 3 epochs",
+        "train T0: training ended after",
+        "epoch 3/3, loss ",
+        "Test metrics per phase",
+        "Class accuracy (%)",
+        f"latest model:   {tmp_path / 'run' / 'checkpoints' / 'T0' / 'best.pt'}",
+    ):
+        assert said in log, f"{said!r} not in the log:\n{log}"
+    assert "\x1b[" not in log  # plain text in a log file
     run = tmp_path / "run"
     for name in (
         "store.h5",
