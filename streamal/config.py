@@ -57,7 +57,12 @@ class SiteConfig(Strict):
         description="a site registered under the streamal.sites entry-point group "
         "(`streamal plugins` lists them), or an import path package.module:Class",
     )
-    nodes: int = Field(1, gt=0, description="nodes per Parsl block")
+    nodes: int = Field(
+        1,
+        gt=0,
+        description="nodes the campaign runs on (one Parsl block of this many nodes); each "
+        "node is split between the pools the same way",
+    )
     trainer_ranks: int | None = Field(
         None, gt=0, description="DDP ranks per node; default one per GPU, else 1"
     )
@@ -74,11 +79,31 @@ class SiteConfig(Strict):
         description="submit: streamal submits one batch job of site.nodes nodes and runs the "
         "campaign inside it; inside-job: the driver already runs inside an allocation",
     )
-    account: str | None = None
-    queue: str | None = None
-    walltime: str = Field("01:00:00", pattern=r"^\d{1,3}:\d{2}:\d{2}$")
-    worker_init: str = ""
-    scheduler_options: str = ""
+    account: str | None = Field(
+        None,
+        description="batch account (project) the job is charged to; required by the sites "
+        "that submit batch jobs (polaris, perlmutter)",
+    )
+    queue: str | None = Field(
+        None,
+        description="batch queue (PBS) or QOS (Slurm); default: the site's "
+        "(polaris: debug, perlmutter: regular)",
+    )
+    walltime: str = Field(
+        "01:00:00",
+        pattern=r"^\d{1,3}:\d{2}:\d{2}$",
+        description="walltime of the batch job, HH:MM:SS",
+    )
+    worker_init: str = Field(
+        "",
+        description="shell commands run before each Parsl worker starts, e.g. "
+        "`module load conda; source venv/bin/activate`",
+    )
+    scheduler_options: str = Field(
+        "",
+        description="extra lines of the batch job script's header, one directive a line, "
+        "e.g. `#PBS -l place=scatter`",
+    )
     encrypted: bool | None = Field(
         None, description="encrypt HTEX traffic; default: the site's (off on local)"
     )
@@ -107,17 +132,34 @@ class SchedulerConfig(Strict):
     """Overlap-scheduler behaviour."""
 
     retries: int = Field(2, ge=0, description="extra attempts for a failed task")
-    progress: bool = True
-    strategy_period: float = Field(0.2, gt=0, description="Parsl strategy period (s)")
+    progress: bool = Field(
+        True,
+        description="show progress: a live display in a terminal, timestamped lines in a "
+        "batch job's log",
+    )
+    progress_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="seconds between status lines (each active task group: samples done, "
+        "epoch, loss, ETA) when not in a terminal; group starts, ends and failures are "
+        "logged at once",
+    )
+    strategy_period: float = Field(
+        0.2,
+        gt=0,
+        description="seconds between Parsl's strategy ticks (blocks start on the first tick)",
+    )
     walltime_s: dict[str, float | None] = Field(
         default_factory=dict,
-        description="per pool ({sim: 600, train: null}): an attempt running longer is asked "
+        description="seconds per pool ({sim: 600, train: null}): an attempt running longer "
+        "is asked "
         "to stop, recorded as `timeout` and retried per `retries`; null or absent: no limit",
     )
     stage_walltime_s: dict[str, float | None] = Field(
         default_factory=dict,
-        description="per stage prefix ({S0: 120, T: 3600}); overrides the pool's walltime, "
-        "the longest matching prefix wins",
+        description="seconds per stage prefix ({S0: 120, T: 3600}; stage labels: S0, S'0, "
+        "S1, S'1, T1, AL1, ...); overrides the pool's walltime, the longest matching prefix "
+        "wins",
     )
 
     @field_validator("walltime_s")
@@ -142,11 +184,21 @@ class SchedulerConfig(Strict):
 class PluginConfig(Strict):
     """A plugin picked by entry-point name plus its own options."""
 
-    name: str = Field(min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(
+        min_length=1,
+        description="an installed plugin of the section's kind (`streamal plugins` lists "
+        "them), or an import path package.module:Class",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the plugin's own options, checked against its Options model (see "
+        '"Plugin options" below)',
+    )
 
 
 class SimulatorConfig(PluginConfig):
+    """The simulator plugin and how its work is cut into tasks."""
+
     chunk_size: int = Field(64, gt=0, le=MAX_SAMPLES, description="samples per simulation task")
     mpi_ranks: int | None = Field(
         None,
@@ -161,22 +213,50 @@ class PhaseConfig(Strict):
     """One phase of a workflow."""
 
     samples: int = Field(
-        gt=0, le=MAX_SAMPLES, description="samples simulated for training in this phase"
+        gt=0,
+        le=MAX_SAMPLES,
+        description="samples simulated for training in this phase. phases[0]: uniform training "
+        "samples PER CLASS (the validation and test sets are val_fraction and test_fraction "
+        "times that, per class); phases[k], k >= 1: phase k's active-learning batch, a TOTAL "
+        "over all classes (the policy picks each sample's class). continuous: the later "
+        "phases' samples add up to its AL budget; nas: the number of candidates",
     )
-    epochs: int = Field(gt=0)
+    epochs: int = Field(
+        gt=0,
+        description="epochs of this phase's training (T0, T1, ...); continuous: the epochs "
+        "at this training-set size, interpolated between phases; nas: the most epochs any "
+        "candidate trains",
+    )
 
 
 class WorkflowConfig(PluginConfig):
-    phases: list[PhaseConfig] = Field(min_length=1)
+    """The campaign's control flow (a workflow plugin) and its phases."""
+
+    phases: list[PhaseConfig] = Field(
+        min_length=1,
+        description="the phases in order: phase 0 simulates uniform data and trains T0, each "
+        "later phase k draws an active-learning batch and trains T_k; baseline and nas take "
+        "exactly one",
+    )
 
 
 class TrainConfig(Strict):
     """Trainer settings shared by every workflow."""
 
-    batch_size: int = Field(512, gt=0)
-    learning_rate: float = Field(5e-4, gt=0)
-    grad_clip: float = Field(50.0, gt=0)
-    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    batch_size: int = Field(
+        512,
+        gt=0,
+        description="samples per optimizer step over all ranks (each DDP rank takes "
+        "batch_size // ranks)",
+    )
+    learning_rate: float = Field(5e-4, gt=0, description="learning rate of the Adam optimizer")
+    grad_clip: float = Field(
+        50.0, gt=0, description="largest gradient norm; larger gradients are scaled down to it"
+    )
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto",
+        description="torch.distributed backend; auto: nccl when every rank has a GPU, else gloo",
+    )
     checkpoint_interval_s: float = Field(
         5.0, ge=0, description="save last.pt at most this often, in seconds (0: every epoch)"
     )
@@ -193,15 +273,41 @@ class TrainConfig(Strict):
 class RunConfig(Strict):
     """A whole campaign."""
 
-    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = Field(0, ge=0, lt=SEED_LIMIT, description="0 <= seed < 2**32")
-    site: SiteConfig = Field(default_factory=SiteConfig)
-    scheduler: SchedulerConfig = SchedulerConfig()
-    simulator: SimulatorConfig | None = None
-    model: PluginConfig | None = None
-    policy: PluginConfig | None = None
-    train: TrainConfig = TrainConfig()
-    workflow: WorkflowConfig
+    name: str = Field(
+        "run",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="the run's name (letters, digits, _ . -); a new run's directory defaults "
+        "to runs/<name>-<timestamp>",
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        lt=SEED_LIMIT,
+        description="seed of every random draw of the campaign (0 <= seed < 2**32); a resumed "
+        "run draws the same samples",
+    )
+    site: SiteConfig = Field(
+        default_factory=SiteConfig,
+        description="where the run executes and how each node is split between the pools",
+    )
+    scheduler: SchedulerConfig = Field(
+        SchedulerConfig(), description="task retries, walltimes and the progress display"
+    )
+    simulator: SimulatorConfig | None = Field(
+        None, description="the simulator plugin; required by every workflow that simulates"
+    )
+    model: PluginConfig | None = Field(
+        None, description="the model plugin that is trained; required by the workflows that train"
+    )
+    policy: PluginConfig | None = Field(
+        None,
+        description="the policy that chooses what to simulate next; default: the workflow's "
+        "(uncertainty-mixture for serial, streaming and continuous)",
+    )
+    train: TrainConfig = Field(TrainConfig(), description="trainer settings of every training")
+    workflow: WorkflowConfig = Field(
+        description="the campaign's control flow (an installed workflow) and its phases"
+    )
 
     def fingerprint(self) -> str:
         """Stable hash of the settings that define the data a run produces (not how tasks are
@@ -286,6 +392,23 @@ def format_validation_error(
     return lines
 
 
+class InvalidConfig(ConfigError):
+    """A config with problems; the message is a header line and one line per problem.
+
+    Attributes:
+        source: The input's name (a file, ``FILE (with --set)``, ``<config>``).
+        problems: One ``key.path: what is wrong`` line per problem, in order.
+    """
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"{source}: invalid configuration\n  " + "\n  ".join(self.problems))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.source, self.problems))
+
+
 def parse_config(
     data: Any,
     *,
@@ -295,6 +418,10 @@ def parse_config(
 ) -> RunConfig:
     """Validate a mapping into a :class:`RunConfig`.
 
+    Every problem is found in one pass: when the keys themselves are wrong, each plugin
+    section whose ``name`` and ``options`` are well-formed is still checked against its
+    plugin, and a well-formed ``site`` against its node.
+
     Args:
         data: The parsed YAML.
         source: Name of the input, first on the error message.
@@ -303,26 +430,29 @@ def parse_config(
             (:func:`streamal.config_checks.check_site`).
 
     Raises:
-        ConfigError: One line per problem, each naming its key path.
+        InvalidConfig: One line per problem, each naming its key path.
+        ConfigError: The top level is not a mapping.
     """
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping of keys, got {type(data).__name__}"
         )
+    from streamal.config_checks import check_plugin_options, check_raw_sections, check_site
+
     try:
         cfg = RunConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(
-            f"{source}: invalid configuration\n  "
-            + "\n  ".join(format_validation_error(err, RunConfig))
-        ) from None
-    from streamal.config_checks import check_plugin_options, check_site
-
+        problems = format_validation_error(err, RunConfig)
+        bad = [tuple(e["loc"]) for e in err.errors()]
+        problems += check_raw_sections(
+            data, bad, check_plugins=check_plugins, check_node=check_node
+        )
+        raise InvalidConfig(source, problems) from None
     problems = check_plugin_options(cfg) if check_plugins else []
     if check_node:
         problems += check_site(cfg.site)
     if problems:
-        raise ConfigError(f"{source}: invalid configuration\n  " + "\n  ".join(problems))
+        raise InvalidConfig(source, problems)
     return cfg
 
 
@@ -349,6 +479,17 @@ def load_config(
     return load_effective_config(
         path, check_plugins=check_plugins, check_node=check_node, overrides=overrides
     )[0]
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: ``line 3, column 7: could not find expected ':'``."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + (f"{problem} ({context})" if context else problem)
 
 
 def load_effective_config(
@@ -379,7 +520,7 @@ def load_effective_config(
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     if not overrides:
         cfg = parse_config(
             data, source=str(path), check_plugins=check_plugins, check_node=check_node

@@ -90,6 +90,7 @@ async def _drive(cfg: RunConfig, run_dir: Path, plan: NodePlan, stopping: _Stopp
             run_dir=run_dir,
             retries=cfg.scheduler.retries,
             progress=cfg.scheduler.progress,
+            progress_interval_s=cfg.scheduler.progress_interval_s,
             walltimes=WalltimePolicy(cfg.scheduler.walltime_s, cfg.scheduler.stage_walltime_s),
             resources=pool_resources(launcher),
         )

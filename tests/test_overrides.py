@@ -209,7 +209,9 @@ def test_validate_with_set_ok_and_bad():
     assert good.stdout.startswith("configs/diffraction-ci.yaml: ok (streaming workflow")
     bad = _streamal("validate", "configs/diffraction-ci.yaml", "--set", "site.nmae=2")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert bad.stderr.splitlines()[1].startswith("  site.nmae: unknown key; allowed: name,")
+    assert bad.stderr.splitlines()[1].startswith(
+        "error: configs/diffraction-ci.yaml (with --set): site.nmae: unknown key; allowed: name,"
+    )
 
 
 @pytest.mark.parametrize(

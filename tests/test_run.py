@@ -54,15 +54,19 @@ def _run(tmp_path, config, *extra, umask=None):
 def test_baseline_run_writes_every_output(tmp_path):
     # with progress on: stderr is a pipe, as in a batch job, so progress comes as log lines
     config = {**CONFIG, "scheduler": {**CONFIG["scheduler"], "progress": True}}
-    res = _run(tmp_path, config, umask=0)  # a careless umask must not make files writable
+    config["workflow"] = {"name": "baseline", "phases": [{"samples": 40, "epochs": 400}]}
+    # a careless umask must not make files writable
+    res = _run(tmp_path, config, "--set", "scheduler.progress_interval_s=0.5", umask=0)
     assert res.returncode == 0, res.stderr[-3000:]
     log = res.stderr
     for said in (
         "sim   S0: started, 160 samples in 11 tasks",
         "sim   S0: ended, 160/160 samples in",
-        "train T0: training started, 3 epochs",
+        "train T0: training started, 400 epochs",
+        "train T0: epoch ",  # a status line while it trains
+        " s/epoch, ETA ",
         "train T0: training ended after",
-        "epoch 3/3, loss ",
+        "epoch 400/400, loss ",
         "Test metrics per phase",
         "Class accuracy (%)",
         f"latest model:   {tmp_path / 'run' / 'checkpoints' / 'T0' / 'best.pt'}",

@@ -31,7 +31,8 @@ def add_parser(subparsers: Any) -> None:  # argparse's _SubParsersAction
     p = subparsers.add_parser(
         "replay",
         help="predict task times and makespan from measured costs (discrete-event model)",
-        description=__doc__.splitlines()[0],
+        description="Replay a run, a costs file, or the paper: predict task times and the "
+        "makespan with a discrete-event model of the workflows.",
     )
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a finished run directory")
     p.add_argument("--costs", metavar="FILE", help="costs JSON (written by --save-costs)")

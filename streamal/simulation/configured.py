@@ -33,7 +33,7 @@ from streamal.simulation.executable import ExecutableOptions, ExecutableSimulato
 class ClassOptions(PluginOptions):
     """One class of the space: its free parameters' bounds and its tied parameters."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="class name; its label is its position in classes")
     bounds: dict[str, tuple[float, float]] = Field(description="free parameter -> [low, high]")
     tied: dict[str, str | float] = Field(
         default_factory=dict, description="parameter -> a free parameter's name or a constant"
@@ -49,8 +49,10 @@ class SpaceOptions(PluginOptions):
     param_names: list[str] | None = Field(
         None, description="parameter order; default: the order the classes first name them"
     )
-    classes: list[ClassOptions] = Field(min_length=1)
-    units: dict[str, str] = Field(default_factory=dict)
+    classes: list[ClassOptions] = Field(min_length=1, description="the classes, in label order")
+    units: dict[str, str] = Field(
+        default_factory=dict, description="parameter -> unit, for metric names and reports"
+    )
 
     def build(self) -> ParameterSpace:
         """The :class:`ParameterSpace` these options describe.
@@ -76,7 +78,9 @@ class SpaceOptions(PluginOptions):
 class ConfiguredExecutableOptions(ExecutableOptions):
     """:class:`ExecutableOptions` plus the space and the shape of one output sample."""
 
-    space: SpaceOptions
+    space: SpaceOptions = Field(
+        description="the parameter space: its classes, their bounds and tied parameters"
+    )
     output_shape: list[int] = Field(min_length=1, description="shape of one output sample")
 
     @model_validator(mode="after")

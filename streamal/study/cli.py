@@ -18,9 +18,12 @@ from streamal.errors import ConfigError
 def add_parsers(subparsers: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Register ``scale`` and ``scale-report`` on ``subparsers`` (argparse's)."""
     scale = subparsers.add_parser(
-        "scale", help="run one campaign at several node counts and workflows (a study)"
+        "scale",
+        help="run one campaign at several node counts and workflows (a study)",
+        description="Run one campaign at several node counts and workflows (a study), then "
+        "report it. Run again to resume an interrupted study or extend it.",
     )
-    scale.add_argument("config")
+    scale.add_argument("config", help="YAML config of the campaign")
     scale.add_argument("--nodes", required=True, help="node counts, e.g. 1,2,4")
     scale.add_argument("--workflows", help="e.g. serial,streaming (default: the config's)")
     scale.add_argument("--repeat", type=int, default=1, help="runs of each (default 1)")
@@ -29,8 +32,15 @@ def add_parsers(subparsers: Any, add_set_option: Callable[[argparse.ArgumentPars
     add_set_option(scale)
     scale.set_defaults(func=scale_command)
 
-    report = subparsers.add_parser("scale-report", help="tables and plots of a scaling study")
-    report.add_argument("study_dir")
+    report = subparsers.add_parser(
+        "scale-report",
+        help="tables and plots of a scaling study",
+        description="Print a scaling study's table; write STUDY_DIR/report/scaling.json and "
+        "scaling.png.",
+    )
+    report.add_argument(
+        "study_dir", metavar="STUDY_DIR", help="a study directory made by `streamal scale`"
+    )
     report.set_defaults(func=scale_report_command)
 
 

@@ -2,7 +2,7 @@
 
 Runs in a pool worker. Torch is imported here for the first time in that worker only after
 the OpenMP affinity variables HTEX exports are cleared, so its threads use all the worker's
-cores (see DESIGN.md, the pinning gotcha).
+cores (see docs/design.md, the pinning gotcha).
 """
 
 from __future__ import annotations

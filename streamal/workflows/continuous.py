@@ -36,8 +36,13 @@ from streamal.workflows.active import ActiveLearningWorkflow, ActiveOptions
 
 
 class ContinuousOptions(ActiveOptions):
-    time_budget_s: float | None = Field(None, gt=0, description="stop simulating after this")
-    min_epochs: int = Field(1, gt=0)
+    time_budget_s: float | None = Field(
+        None,
+        gt=0,
+        description="seconds from the workflow's start after which no new chunk is drawn; a "
+        "final training then uses every stored sample",
+    )
+    min_epochs: int = Field(1, gt=0, description="fewest epochs of any retraining")
     min_new_samples: int | None = Field(
         None, gt=0, description="new samples a retraining waits for (default: one chunk)"
     )

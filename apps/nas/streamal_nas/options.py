@@ -14,7 +14,9 @@ __all__ = ["NasOptions", "PredictionOptions", "SimilarityOptions", "TransferOpti
 class PredictionOptions(PluginOptions):
     """PENGUIN engine settings (Table 4 of the paper); ``e_pred`` defaults to max epochs."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="stop candidates early once their learning curve's end is predicted"
+    )
     n_predictions: int = Field(3, ge=1, description="N: predictions that must agree")
     tolerance: float = Field(0.5, ge=0, description="t: spread around their mean, in %")
     e_pred: float | None = Field(None, gt=0, description="epoch predicted for; <= max epochs")
@@ -42,17 +44,27 @@ class PredictionOptions(PluginOptions):
 class SimilarityOptions(PluginOptions):
     """A4NN.2 similarity settings."""
 
-    enabled: bool = False
+    enabled: bool = Field(
+        False, description="check each candidate against the ones already trained"
+    )
     threshold: float = Field(2.0, ge=0, description="largest graph edit distance = similar")
-    mode: Literal["skip", "transfer"] = "skip"
+    mode: Literal["skip", "transfer"] = Field(
+        "skip",
+        description="a similar candidate: skip (not trained, it inherits the provider's "
+        "fitness) or transfer (trained, with it as provider for transfer.enabled)",
+    )
     timeout_s: float = Field(0.2, gt=0, description="time bound of one GED search")
 
 
 class TransferOptions(PluginOptions):
     """Selective weight transfer: provider = parent (regularized evolution), else nearest."""
 
-    enabled: bool = False
-    method: Literal["lcs", "lp"] = "lcs"
+    enabled: bool = Field(False, description="start candidates from a provider's weights")
+    method: Literal["lcs", "lp"] = Field(
+        "lcs",
+        description="how tensors are matched by shape: lcs (longest common subsequence) or lp "
+        "(longest common prefix)",
+    )
 
 
 class NasOptions(PluginOptions):
@@ -63,7 +75,9 @@ class NasOptions(PluginOptions):
     epochs any candidate trains. The seed is the top-level ``seed``.
     """
 
-    strategy: Literal["nsga2", "regularized-evolution"] = "nsga2"
+    strategy: Literal["nsga2", "regularized-evolution"] = Field(
+        "nsga2", description="search strategy: NSGA-II or regularized evolution (RE)"
+    )
     candidate_span: Literal["rank", "node"] = Field(
         "rank",
         description="rank: one candidate at a time per trainer rank of every node (its cores "
@@ -74,18 +88,28 @@ class NasOptions(PluginOptions):
     phases: int = Field(3, ge=1, description="search space: phases per genome")
     nodes: int = Field(4, ge=2, description="search space: nodes per phase")
     channels: int = Field(8, ge=1, description="channels of the first phase (doubling)")
-    batch_size: int = Field(32, gt=0)
-    learning_rate: float = Field(3e-3, gt=0)
+    batch_size: int = Field(32, gt=0, description="samples per step of a candidate's training")
+    learning_rate: float = Field(3e-3, gt=0, description="Adam learning rate of each candidate")
     epochs_per_iteration: float = Field(
         0.5, gt=0, le=1, description="validation (and record) interval, in epochs"
     )
-    objective: Literal["flops", "energy"] = "flops"
+    objective: Literal["flops", "energy"] = Field(
+        "flops",
+        description="cost objective minimised with the error: flops (of one forward pass) or "
+        "energy (of training: measured, else FLOPs x epochs)",
+    )
     energy_reference_j: float | None = Field(
         None, gt=0, description="hypervolume reference for measured energy"
     )
-    prediction: PredictionOptions = PredictionOptions()
-    similarity: SimilarityOptions = SimilarityOptions()
-    transfer: TransferOptions = TransferOptions()
+    prediction: PredictionOptions = Field(
+        PredictionOptions(), description="learning-curve prediction engine (PENGUIN)"
+    )
+    similarity: SimilarityOptions = Field(
+        SimilarityOptions(), description="structural-similarity checks (A4NN.2)"
+    )
+    transfer: TransferOptions = Field(
+        TransferOptions(), description="weight transfer from a similar provider (LP/LCS)"
+    )
 
     @model_validator(mode="after")
     def _sample_fits(self) -> NasOptions:
