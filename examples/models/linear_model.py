@@ -58,3 +58,15 @@ class LinearModel(ModelPlugin):
         p = torch.softmax(logits, dim=1)
         entropy = -(p * p.clamp_min(1e-12).log()).sum(dim=1)
         return {"variance": log_var.exp().numpy(), "entropy": entropy.numpy()}
+
+    def predict(self, output):  # optional: the report's predicted-vs-true plots
+        import torch
+
+        logits, y, log_var = self._split(output.double())
+        span = self.high - self.low
+        sigma = (0.5 * log_var).exp().numpy()[:, None] * span  # one σ, scaled per parameter
+        return {
+            "class_probabilities": torch.softmax(logits, dim=1).numpy(),
+            "params": y.numpy() * span + self.low,
+            "params_sigma": sigma,
+        }

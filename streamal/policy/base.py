@@ -69,6 +69,11 @@ class Policy(ABC):
         Options: Pydantic model of the options.
         optional_needs: Needs that an option turns off, ``key -> "option: value"``;
             ``validate`` suggests that setting when the model does not report ``key``.
+        weights_: Optional learned state of a model-driven policy: after :meth:`fit`, the
+            weight (≥ 0) it gave each study point, ``(n,)`` in the order of ``fit``'s study
+            arrays. The workflows save it with each AL batch (``study_weights`` in
+            ``al/phase-<k>.npz``) for the report's sample-distribution figure; a policy that
+            does not weight its study set leaves it unset (or None).
     """
 
     name: ClassVar[str] = ""

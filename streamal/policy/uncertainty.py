@@ -83,6 +83,11 @@ class UncertaintyMixturePolicy(Policy):
     """Eqn (4): sample where the model is uncertain, exactly, inside each class's box.
 
     Call :meth:`fit` with the model's predictions on the study set before :meth:`sample`.
+
+    Attributes:
+        study_classes_: Class of each study point of the last :meth:`fit`.
+        weights_: Weight wₙ of each study point of the last :meth:`fit`
+            (:func:`mixture_weights`); None before the first.
     """
 
     name = "uncertainty-mixture"
@@ -92,6 +97,7 @@ class UncertaintyMixturePolicy(Policy):
     def __init__(self, space: ParameterSpace, **options) -> None:
         super().__init__(space, **options)
         self.study_classes_: np.ndarray | None = None
+        self.weights_: np.ndarray | None = None
 
     @classmethod
     def needs_for(cls, options: BaseModel) -> frozenset[str]:

@@ -28,6 +28,9 @@ Uncertainty: ``variance``, the class-probability-weighted mean of the predicted 
 class's free targets (scaled units); ``entropy``, the class-prediction entropy in nats (0 for
 a one-class space).
 
+Predictions (:meth:`GenericMlp.predict`): class probabilities, and each target's mean and
+σ = √σ² mapped back to the parameter's unit.
+
 Example (config)::
 
     model:
@@ -244,3 +247,17 @@ class GenericMlp(ModelPlugin):
             "variance": variance.detach().cpu().numpy(),
             "entropy": entropy.clamp_min(0.0).detach().cpu().numpy(),
         }
+
+    def predict(self, output: Any) -> dict[str, np.ndarray]:
+        """Class probabilities (K > 1), and each target's mean and σ in the parameter's unit."""
+        import torch
+
+        logits, mean, var = self._split(output)
+        span = self.high - self.low
+        out = {
+            "params": mean.detach().cpu().double().numpy() * span + self.low,
+            "params_sigma": var.detach().cpu().double().sqrt().numpy() * span,
+        }
+        if logits is not None:
+            out["class_probabilities"] = torch.softmax(logits.double(), dim=1).cpu().numpy()
+        return out

@@ -21,7 +21,10 @@ How it is called (``streamal/train/rank.py``, ``streamal/train/predict.py``):
    the outputs concatenated along dim 0 into one CPU tensor; ``metrics(output, classes,
    targets)`` on the whole split; :meth:`~ModelPlugin.selection_score` of those metrics picks
    ``best.pt`` (lower is better).
-5. Active learning: ``uncertainty(module(x))`` per batch of study rows (CPU, eval mode, no
+5. Reports (optional): after training, rank 0 evaluates ``best.pt`` on the test split and,
+   if the plugin implements :meth:`~ModelPlugin.predict`, saves its predictions in physical
+   units beside the checkpoint (``test_predictions.npz``, plotted by ``streamal report``).
+6. Active learning: ``uncertainty(module(x))`` per batch of study rows (CPU, eval mode, no
    gradients) gives per-sample arrays; a policy reads the keys it needs, which the class
    declares in :attr:`ModelPlugin.uncertainties` so that ``validate`` can check the pairing
    before a run starts.
@@ -63,7 +66,8 @@ class ModelPlugin(ABC):
 
     Subclasses set :attr:`name`, optionally :attr:`Options` and :attr:`uncertainties`, and
     implement :meth:`build`, :meth:`encode_targets`, :meth:`loss` and :meth:`metrics`
-    (:meth:`encode_inputs`, :meth:`selection_score` and :meth:`uncertainty` have defaults).
+    (:meth:`encode_inputs`, :meth:`selection_score`, :meth:`uncertainty` and :meth:`predict`
+    have defaults).
     The constructor only derives what the methods need from its arguments; it is called
     in every training rank and prediction worker.
 
@@ -192,3 +196,24 @@ class ModelPlugin(ABC):
                 none).
         """
         raise NotImplementedError(f"{self.name or type(self).__name__} reports no uncertainty")
+
+    def predict(self, output: Any) -> dict[str, np.ndarray]:
+        """Predictions in the parameters' own units, for the report's plots of the test set.
+
+        The inverse of :meth:`encode_targets`: for the regression targets of
+        :func:`streamal.train.targets.regression_scale` (``names`` in that order), the
+        predicted value and its standard deviation in each parameter's unit.
+
+        Args:
+            output: The eval-mode output tensor ``(n, ...)`` of the test split (CPU, no
+                gradients).
+
+        Returns:
+            ``class_probabilities`` ``(n, K)`` (rows sum to 1; may be left out for a one-class
+            space), ``params`` ``(n, T)`` and ``params_sigma`` ``(n, T)`` (≥ 0), float
+            arrays, ``T = len(regression_scale(space)[0])``.
+
+        Raises:
+            NotImplementedError: By default: the report then has no predicted-vs-true plots.
+        """
+        raise NotImplementedError(f"{self.name or type(self).__name__} does not implement predict")

@@ -74,8 +74,9 @@ def _evaluate(model, plugin, data, device, batch: int) -> tuple[Any, Any, Any]: 
     return out, torch.from_numpy(c), torch.from_numpy(y)
 
 
-def _gather_metrics(model, plugin, data, device, batch, rank, world):  # noqa: ANN001
-    """Each rank evaluates a contiguous shard; rank 0 computes metrics on the whole split."""
+def _gather_output(model, plugin, data, device, batch, rank, world):  # noqa: ANN001
+    """Each rank evaluates a contiguous shard; rank 0 gets the whole split's output (the
+    others, and rank 0 of an empty split, get None)."""
     import numpy as np
     import torch
     import torch.distributed as dist
@@ -87,8 +88,42 @@ def _gather_metrics(model, plugin, data, device, batch, rank, world):  # noqa: A
     dist.all_gather_object(gathered, out.numpy())
     if rank != 0 or len(x) == 0:
         return None
-    full = torch.from_numpy(np.concatenate(gathered))
+    return torch.from_numpy(np.concatenate(gathered))
+
+
+def _gather_metrics(model, plugin, data, device, batch, rank, world):  # noqa: ANN001
+    """Each rank evaluates a contiguous shard; rank 0 computes metrics on the whole split."""
+    import torch
+
+    full = _gather_output(model, plugin, data, device, batch, rank, world)
+    if full is None:
+        return None
+    _, c, y = data
     return plugin.metrics(full, torch.from_numpy(c), torch.from_numpy(y))
+
+
+def _save_test_predictions(spec: TrainSpec, plugin, output, report: dict[str, Any]) -> None:  # noqa: ANN001
+    """Rank 0: ``test_predictions.npz`` beside the checkpoint, for the report's plots, if the
+    plugin implements ``predict()``. A failure is noted in the report, never raised: the
+    training and its test metrics stand without the file."""
+    from streamal.data.reader import read_samples
+    from streamal.report.predictions import PREDICTIONS_FILE, write_test_predictions
+
+    try:
+        predicted = plugin.predict(output)
+        samples = read_samples(spec.store, sorted(spec.test_rows))  # _read_rows' order
+        path = write_test_predictions(
+            Path(spec.out_dir) / PREDICTIONS_FILE,
+            predicted,
+            samples.classes,
+            samples.params,
+            plugin.space,
+        )
+        report["test_predictions"] = str(path)
+    except NotImplementedError:  # the plugin does not predict: no file
+        return
+    except Exception as exc:  # a report's nicety must not fail a finished training
+        report["test_predictions_error"] = f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, history) -> None:  # noqa: ANN001
@@ -316,9 +351,12 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
     if spec.test_rows:
         model.load_state_dict(load_checkpoint(out_dir / "best.pt")["model"])
         test = _read_rows(spec, spec.test_rows, plugin)
-        report["test"] = _gather_metrics(
-            model, plugin, test, device, per_rank_batch * 4, rank, world
-        )
+        output = _gather_output(model, plugin, test, device, per_rank_batch * 4, rank, world)
+        report["test"] = None
+        if output is not None:  # rank 0
+            _, c, y = test
+            report["test"] = plugin.metrics(output, torch.from_numpy(c), torch.from_numpy(y))
+            _save_test_predictions(spec, plugin, output, report)
     dist.destroy_process_group()
     return report
 

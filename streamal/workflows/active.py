@@ -108,18 +108,28 @@ class ActiveLearningWorkflow(Workflow):
         self.policy.fit(study.classes(), study.params(), predictions, model=cfg.model.name)
 
     async def al_batch(self, k: int, n: int, checkpoint: str) -> dict[str, Any]:
-        """Phase k's AL batch (``classes``, ``params``, shuffled), drawn once and saved."""
+        """Phase k's AL batch (``classes``, ``params``, shuffled), drawn once and saved.
+
+        The file also holds, when the fitted policy exposes its study-set weights
+        (``weights_``), ``study_rows`` (store rows of the study set) and ``study_weights``
+        (one per row), for the report; an older file without them loads the same.
+        """
         path = self.al_dir / f"phase-{k}.npz"
         saved = _load_batch(path)
         if saved is not None:
             return saved
+        extra: dict[str, np.ndarray] = {}
         if self.policy.needs:
             await self.fit_policy(k, checkpoint)
+            weights = getattr(self.policy, "weights_", None)
+            rows = self.ctx.store.select(split="study").indices
+            if weights is not None and len(weights) == len(rows):
+                extra = {"study_rows": rows, "study_weights": np.asarray(weights, np.float64)}
         classes, params = self.policy.sample_total(n, self.rng(k, 7))
         order = self.rng(k, 8).permutation(len(classes))
         batch = {"classes": classes[order], "params": params[order]}
         buf = io.BytesIO()
-        np.savez(buf, **batch)
+        np.savez(buf, **batch, **extra)
         durable.write_bytes(path, buf.getvalue())
         return batch
 

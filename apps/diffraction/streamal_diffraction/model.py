@@ -16,6 +16,9 @@ E2-like ranges this is the reference's ``[a − 3.5, c − 3.5, (α − 30)/90]`
 so metrics report mean absolute errors in the space's units, named by
 :func:`streamal.train.targets.metric_name` (``mae_a_A``, ``mae_alpha_deg`` for
 :func:`streamal_diffraction.spaces.parameter_space`).
+
+Predictions (:meth:`DiffractionCnn.predict`): the regression head's one σ² is shared by the
+scaled targets, so each parameter's σ is √σ² times that parameter's range.
 """
 
 from __future__ import annotations
@@ -36,10 +39,18 @@ __all__ = ["CnnOptions", "DiffractionCnn", "regression_scale"]
 class CnnOptions(PluginOptions):
     """``model.options`` of ``diffraction-cnn``."""
 
-    channels: list[int] = Field(default=[16, 32], min_length=1)
-    kernels: list[int] = Field(default=[3, 4], min_length=1)
-    hidden: int = Field(256, gt=0)
-    negative_slope: float = Field(0.1, ge=0)
+    channels: list[int] = Field(
+        default=[16, 32],
+        min_length=1,
+        description="output channels of each Conv1d layer (each followed by max-pooling by 2)",
+    )
+    kernels: list[int] = Field(
+        default=[3, 4],
+        min_length=1,
+        description="kernel size of each conv layer (the last one repeats for the rest)",
+    )
+    hidden: int = Field(256, gt=0, description="width of the dense layer before the two heads")
+    negative_slope: float = Field(0.1, ge=0, description="negative slope of every LeakyReLU")
 
 
 class DiffractionCnn(ModelPlugin):
@@ -138,4 +149,16 @@ class DiffractionCnn(ModelPlugin):
         return {
             "variance": log_var.exp().detach().cpu().numpy(),
             "entropy": entropy.detach().cpu().numpy(),
+        }
+
+    def predict(self, output) -> dict[str, np.ndarray]:
+        """Class probabilities, lattice parameters and their σ in the space's units."""
+        import torch
+
+        logits, y_hat, log_var = self._split(output.detach().cpu().double())
+        span = self.high - self.low
+        return {
+            "class_probabilities": torch.softmax(logits, dim=1).numpy(),
+            "params": y_hat.numpy() * span + self.low,
+            "params_sigma": (0.5 * log_var).exp().numpy()[:, None] * span,
         }
