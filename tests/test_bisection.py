@@ -14,6 +14,7 @@ import pytest
 
 from streamal.data.label import BatchLabel
 from streamal.data.store import SampleStore
+from streamal.runtime.progress import RunProgress
 from streamal.runtime.scheduler import TaskFailed
 from streamal.simulation.batches import simulate_batch
 from tests.helpers import peaks_space
@@ -35,6 +36,7 @@ class CountingScheduler:
         self.retries = retries
         self.stop_after = stop_after
         self.tasks: list[tuple[str, int]] = []
+        self.progress = RunProgress(("sim",), enabled=False)
 
     async def submit(  # noqa: ANN201
         self, pool, fn, *args, name, retries, info, stage="", retry_lost_only=False, **kwargs
