@@ -29,9 +29,11 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from scipy.special import erfc, erfcx
 
-from streamal_diffraction.instrument import GRID_SIZE, NOMAD_BANK4, Instrument, grid_tof
+from streamal.errors import ConfigError
+from streamal_diffraction.instrument import NOMAD_BANK4, NOMAD_GRID, Instrument, TofGrid
 
 _SQRT2 = np.sqrt(2.0)
+_FIT_VALUES = 4_000_000  # peak values fitted together (bounds temporary memory to ~0.5 GB)
 
 
 def _exp_erfc(a: np.ndarray, delta: np.ndarray, sigma: np.ndarray, gauss: np.ndarray) -> np.ndarray:
@@ -93,12 +95,13 @@ class ProfileTable:
 
     Args:
         instrument: Calibration and profile constants.
-        grid_size: Number of grid points (the grid is ``grid_tof(0 .. grid_size-1)``).
+        grid: The ToF grid patterns are computed on.
         degree: Polynomial degree in the sub-cell peak position.
         tail: Peaks are evaluated on the grid points where they exceed ``tail`` × their maximum
             (the window is the widest such range over the grid).
 
     Attributes:
+        grid_size: Number of grid points.
         left: Grid points evaluated left of a peak's cell.
         right: Grid points evaluated right of a peak's cell.
         width: Window length ``left + right + 2``.
@@ -110,19 +113,21 @@ class ProfileTable:
     def __init__(
         self,
         instrument: Instrument = NOMAD_BANK4,
-        grid_size: int = GRID_SIZE,
+        grid: TofGrid = NOMAD_GRID,
         degree: int = 5,
         tail: float = 1e-5,
     ) -> None:
         self.instrument = instrument
-        self.grid_size = grid_size
+        self.grid = grid
+        self.grid_size = grid.size
         self.degree = degree
         self.left, self.right = self._extents(tail)
         self.width = self.left + self.right + 2
         self.j_min = -(self.right + 1)
-        self.j_max = grid_size - 1 + self.left
+        self.j_max = grid.size - 1 + self.left
         self.coef = self._fit()
         self._coef32 = self.coef.astype(np.float32)
+        self._verify()
 
     @property
     def n_cells(self) -> int:
@@ -131,7 +136,7 @@ class ProfileTable:
     @property
     def tof_range(self) -> tuple[float, float]:
         """Peak positions (µs) whose window touches the grid: ``[low, high)``."""
-        return float(grid_tof(self.j_min)), float(grid_tof(self.j_max + 1))
+        return float(self.grid.tof(self.j_min)), float(self.grid.tof(self.j_max + 1))
 
     def _extents(self, tail: float) -> tuple[int, int]:
         """Left/right window (grid points) where a peak exceeds ``tail`` × its maximum."""
@@ -139,14 +144,17 @@ class ProfileTable:
         offsets = np.arange(-probe, probe + 1)
         left = right = 0
         for p in np.linspace(0.0, self.grid_size - 1.0, 97):
-            tp = grid_tof(p)
+            tp = self.grid.tof(p)
             vals = peak_values(
-                grid_tof(p + offsets), tp, self.instrument.d_spacing(tp), self.instrument
+                self.grid.tof(p + offsets), tp, self.instrument.d_spacing(tp), self.instrument
             )
             big = offsets[vals > tail * vals.max()]
             left, right = max(left, -int(big.min())), max(right, int(big.max()))
         if max(left, right) >= probe:
-            raise ValueError(f"peak tails wider than {probe} grid points; lower the resolution")
+            raise ConfigError(
+                f"{self.instrument.name}: peak tails span more than {probe} points of the ToF "
+                f"grid (ΔT/T = {self.grid.log_step:.3g}); use fewer points or a larger log step"
+            )
         return left, right
 
     def _fit(self) -> np.ndarray:
@@ -155,12 +163,51 @@ class ProfileTable:
         phi = 0.5 - 0.5 * np.cos(np.pi * (np.arange(n_nodes) + 0.5) / n_nodes)
         vander = (phi[:, None] - 0.5) ** np.arange(self.degree + 1)[None, :]
         solve = np.linalg.pinv(vander)  # (degree + 1, n_nodes)
-        cells = np.arange(self.j_min, self.j_max + 1)
-        points = grid_tof(cells[:, None] - self.left + np.arange(self.width)[None, :])
-        peaks = grid_tof(cells[:, None] + phi[None, :])  # (n_cells, n_nodes)
-        d = self.instrument.d_spacing(peaks)
-        vals = peak_values(points[:, None, :], peaks[:, :, None], d[:, :, None], self.instrument)
-        return np.einsum("mq,jqk->jmk", solve, vals)
+        coef = np.empty((self.n_cells, self.degree + 1, self.width))
+        chunk = max(1, _FIT_VALUES // (n_nodes * self.width))
+        for start in range(0, self.n_cells, chunk):
+            cells = np.arange(self.j_min + start, min(self.j_min + start + chunk, self.j_max + 1))
+            points = self.grid.tof(cells[:, None] - self.left + np.arange(self.width)[None, :])
+            peaks = self.grid.tof(cells[:, None] + phi[None, :])  # (cells, n_nodes)
+            d = self.instrument.d_spacing(peaks)
+            vals = peak_values(
+                points[:, None, :], peaks[:, :, None], d[:, :, None], self.instrument
+            )
+            coef[start : start + len(cells)] = np.einsum("mq,jqk->jmk", solve, vals)
+        if not np.isfinite(coef).all():
+            raise ConfigError(
+                f"{self.instrument.name}: the peak shape is not finite near the edges of the ToF "
+                f"grid ({self.grid.start_us:.6g}–{self.grid.stop_us:.6g} µs); move the grid "
+                "inside the range where ToF(d) and the profile are defined"
+            )
+        return coef
+
+    def _verify(self, n_peaks: int = 61, tolerance: float = 1e-3) -> None:
+        """Raise :class:`ConfigError` if the tables miss peaks sampled across the grid by more
+        than ``tolerance`` × their maximum (a grid too coarse for the peak widths)."""
+        # Fractional offsets spread by the golden ratio, so every sub-cell position is probed.
+        position = np.linspace(0.0, self.grid_size - 1.0, n_peaks)
+        position = np.floor(position) + (np.arange(n_peaks) * 0.6180339887) % 1.0
+        position = np.minimum(position, self.grid_size - 1.0)
+        fast = self.render(np.arange(n_peaks), position, np.ones(n_peaks), n_peaks)
+        tof = self.grid.tof(position)
+        exact = peak_values(
+            self.grid.points()[None, :],
+            tof[:, None],
+            self.instrument.d_spacing(tof)[:, None],
+            self.instrument,
+        )
+        error = np.abs(fast - exact).max(axis=1) / exact.max(axis=1)
+        worst = int(np.argmax(error))
+        if error[worst] > tolerance:
+            _, _, sigma = self.instrument.profile_parameters(self.instrument.d_spacing(tof[worst]))
+            step = tof[worst] * self.grid.log_step
+            raise ConfigError(
+                f"{self.instrument.name}: the ToF grid is too coarse for the peaks: at "
+                f"{tof[worst]:.6g} µs a grid step is {step:.3g} µs and the Gaussian σ "
+                f"{float(sigma):.3g} µs (rendering error {error[worst]:.2g} of the peak "
+                "height); use more points or a smaller log step"
+            )
 
     def render(
         self, sample: np.ndarray, position: np.ndarray, intensity: np.ndarray, n_samples: int
@@ -169,7 +216,7 @@ class ProfileTable:
 
         Args:
             sample: Sample index (``0 .. n_samples-1``) of each peak.
-            position: Fractional grid index of each peak (see ``grid_index``); peaks outside
+            position: Fractional grid index of each peak (``grid.index``); peaks outside
                 ``[j_min, j_max + 1)`` must be removed by the caller.
             intensity: Integrated intensity of each peak (pattern units × µs).
             n_samples: Number of patterns.
@@ -206,6 +253,6 @@ class ProfileTable:
 
 
 @lru_cache(maxsize=4)
-def profile_table(instrument: Instrument = NOMAD_BANK4, grid_size: int = GRID_SIZE) -> ProfileTable:
-    """Shared :class:`ProfileTable` per instrument (built once per process, ~0.5 s)."""
-    return ProfileTable(instrument, grid_size)
+def profile_table(instrument: Instrument = NOMAD_BANK4, grid: TofGrid = NOMAD_GRID) -> ProfileTable:
+    """Shared :class:`ProfileTable` per instrument and grid (built once per process, ~0.5 s)."""
+    return ProfileTable(instrument, grid)

@@ -3,7 +3,9 @@
 Builds the cryspy input for the same structure, instrument and grid as
 :class:`~streamal_diffraction.simulator.TofDiffractionSimulator` for the paper's three
 classes (cubic ``P m -3 m``, tetragonal ``P 4 m m``, trigonal ``R 3 m`` on rhombohedral axes)
-and runs cryspy's ToF calculation. Used by the validation tests and by ``bench/simulator.py``.
+or for a structure read from a CIF (:class:`~streamal_diffraction.cif.CifStructure`: its
+space group, setting and asymmetric unit) and runs cryspy's ToF calculation. Used by the
+validation tests and by ``bench/simulator.py``.
 
 cryspy conventions (from its source, ``procedure_rhochi/rhochi_tof.py`` and
 ``A_functions_base/powder_diffraction_tof.py``):
@@ -23,12 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from streamal_diffraction.instrument import NOMAD_BANK4, tof_grid
 from streamal_diffraction.structures import TEMPLATES
+
+if TYPE_CHECKING:
+    from streamal_diffraction.cif import CifStructure
 
 CRYSPY_VERSION = "0.18.0"
 
@@ -57,18 +62,46 @@ class CryspyPattern:
     intensity: np.ndarray
 
 
-def cryspy_cif(class_name: str, cell: Sequence[float], t: np.ndarray | None = None) -> str:
-    """cryspy rcif text: phase ``ph`` (asymmetric unit) and ToF experiment ``tof`` on grid ``t``."""
-    space_group, setting, asym = SETTINGS[class_name]
-    template = TEMPLATES[class_name]
-    b_iso = dict(template.b_factors)
+_CRYSPY_SETTING = {"R": "r", "H": "h", "1": "1", "2": "2"}
+"""gemmi's setting letter (``SpaceGroup.ext``) -> cryspy's IT coordinate system code."""
+
+
+def _phase(phase: str | CifStructure) -> tuple[str, str | None, str]:
+    """Space group, IT coordinate system code and atom-site rows of a class or structure."""
+    if isinstance(phase, str):
+        space_group, setting, asym = SETTINGS[phase]
+        template = TEMPLATES[phase]
+        b_iso = dict(template.b_factors)
+        atoms = "\n".join(
+            f"{a.element}{i} {a.element} {a.xyz[0]!r} {a.xyz[1]!r} {a.xyz[2]!r} "
+            f"Biso {b_iso[a.element]!r} 1.0"
+            for i, a in ((i, template.atoms[i]) for i in asym)
+        )
+        return space_group, setting, atoms
+    import gemmi
+
+    sg = gemmi.find_spacegroup_by_name(phase.space_group) if phase.space_group else None
+    if sg is None:
+        raise ValueError(f"{phase.name}: cryspy needs a tabulated space group, got none")
+    atoms = "\n".join(
+        f"{s.label} {s.element} {s.xyz[0]!r} {s.xyz[1]!r} {s.xyz[2]!r} "
+        f"Biso {s.b_iso!r} {s.occupancy!r}"
+        for s in phase.sites
+    )
+    return sg.hm, _CRYSPY_SETTING.get(sg.ext), atoms
+
+
+def cryspy_cif(
+    phase: str | CifStructure, cell: Sequence[float], t: np.ndarray | None = None
+) -> str:
+    """cryspy rcif text: phase ``ph`` (asymmetric unit) and ToF experiment ``tof`` on grid ``t``.
+
+    ``phase`` is a paper class name or a structure read by
+    :func:`~streamal_diffraction.cif.read_cif`.
+    """
+    space_group, setting, atoms = _phase(phase)
     t = tof_grid() if t is None else t
     ins = NOMAD_BANK4
-    atoms = "\n".join(
-        f"{a.element}{i} {a.element} {a.xyz[0]!r} {a.xyz[1]!r} {a.xyz[2]!r} "
-        f"Biso {b_iso[a.element]!r} 1.0"
-        for i, a in ((i, template.atoms[i]) for i in asym)
-    )
     code = f"_space_group_IT_coordinate_system_code {setting}" if setting else ""
     meas = "\n".join(f"{float(x)!r} 0.0 1.0" for x in t)
     a, b, c, al, be, ga = (float(x) for x in cell)
@@ -129,11 +162,13 @@ def _positive_root(time: Any, zero: Any, dtt1: Any, dtt2: Any) -> Any:
     return 2.0 * (time - zero) / (dtt1 + np.sqrt(dtt1 * dtt1 + 4.0 * (time - zero) * dtt2))
 
 
-def cryspy_dictionary(class_name: str, cell: Sequence[float], cutoff_fwhm: float = 5.0) -> dict:
+def cryspy_dictionary(
+    phase: str | CifStructure, cell: Sequence[float], cutoff_fwhm: float = 5.0
+) -> dict:
     """Parsed cryspy input dictionary (parse once, compute many times)."""
     import cryspy
 
-    dictionary = cryspy.str_to_globaln(cryspy_cif(class_name, cell)).get_dictionary()
+    dictionary = cryspy.str_to_globaln(cryspy_cif(phase, cell)).get_dictionary()
     dictionary["tof_tof"]["profile_cutoff_fwhm"] = float(cutoff_fwhm)
     return dictionary
 
@@ -173,7 +208,8 @@ def cryspy_compute(dictionary: dict) -> CryspyPattern:
 
 
 def cryspy_pattern(
-    class_name: str, cell: Sequence[float], cutoff_fwhm: float = 5.0
+    phase: str | CifStructure, cell: Sequence[float], cutoff_fwhm: float = 5.0
 ) -> CryspyPattern:
-    """cryspy's pattern of one cell of a paper class (``cubic``, ``tetragonal``, ``trigonal``)."""
-    return cryspy_compute(cryspy_dictionary(class_name, cell, cutoff_fwhm))
+    """cryspy's pattern of one cell of a paper class (``cubic``, ``tetragonal``, ``trigonal``)
+    or of a structure read from a CIF."""
+    return cryspy_compute(cryspy_dictionary(phase, cell, cutoff_fwhm))

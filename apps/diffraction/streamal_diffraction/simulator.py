@@ -1,4 +1,5 @@
-"""The ``diffraction-tof`` simulator plugin: BaTiO₃ ToF neutron powder patterns of any cell.
+"""The ``diffraction-tof`` simulator plugin: ToF neutron powder patterns of any cell, of the
+built-in BaTiO₃ structures or of materials read from CIF files.
 
 Pattern model (GSAS-II TOF conventions, background 0, no extinction or absorption)::
 
@@ -30,10 +31,16 @@ from streamal_diffraction.cell import (
     reduced_determinant,
     valid_cells,
 )
-from streamal_diffraction.instrument import GRID_SIZE, NOMAD_BANK4, grid_index
+from streamal_diffraction.cif import load_materials
+from streamal_diffraction.instprm import InstrumentOptions
 from streamal_diffraction.profile import ProfileTable, profile_table
-from streamal_diffraction.spaces import DEFAULT_CLASSES, parameter_space
-from streamal_diffraction.structures import TEMPLATES, ReflectionGroups, reflection_groups
+from streamal_diffraction.spaces import DEFAULT_CLASSES, material_space, parameter_space
+from streamal_diffraction.structures import (
+    TEMPLATES,
+    ReflectionGroups,
+    Template,
+    reflection_groups,
+)
 
 _CHUNK = 32  # samples rendered together (bounds temporary memory to ~50 MB)
 
@@ -62,15 +69,15 @@ class ReflectionList:
 class _ClassModel:
     """Everything about one class that does not depend on the cell."""
 
-    def __init__(self, space: ClassSpace, table: ProfileTable) -> None:
-        self.system = space.name
+    def __init__(self, space: ClassSpace, template: Template, table: ProfileTable) -> None:
+        self.system = template.system
         self.table = table
         self.metric = METRIC_KEYS[self.system]
         low_tof, high_tof = table.tof_range
         self.d_low = float(table.instrument.d_spacing(low_tof))
         self.d_high = float(table.instrument.d_spacing(high_tof))
         limits = hkl_limits(_max_lengths(space), self.d_low)
-        self.groups: ReflectionGroups = reflection_groups(TEMPLATES[self.system], limits)
+        self.groups: ReflectionGroups = reflection_groups(template, limits)
 
     def peaks(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Flat ``(sample, group, 1/d², position)`` of the peaks reaching the grid."""
@@ -83,7 +90,7 @@ class _ClassModel:
         mask = (inv_d2 >= 0.999 / self.d_high**2) & (inv_d2 <= 1.001 / self.d_low**2)
         sample, group = np.nonzero(mask)
         x = inv_d2[sample, group]
-        position = grid_index(self.table.instrument.tof(1.0 / np.sqrt(x)))
+        position = self.table.grid.index(self.table.instrument.tof(1.0 / np.sqrt(x)))
         keep = (position >= self.table.j_min) & (position < self.table.j_max + 1)
         return sample[keep], group[keep], x[keep], position[keep]
 
@@ -107,8 +114,8 @@ def _max_lengths(space: ClassSpace) -> tuple[float, float, float]:
 
 
 class TofDiffractionSimulator(Simulator):
-    """Time-of-flight neutron powder patterns of BaTiO₃-like cells (NOMAD bank 4, GSAS-II
-    profile) on the paper's 2806-point grid.
+    """Time-of-flight neutron powder patterns of BaTiO₃-like cells (GSAS-II TOF profile;
+    default NOMAD bank 4 on the paper's 2806-point grid, or any ``.instprm`` TOF bank).
 
     Args:
         preset: Parameter ranges, ``"e1"`` or ``"e2"`` (paper Table II).
@@ -116,8 +123,20 @@ class TofDiffractionSimulator(Simulator):
             Any of cubic, tetragonal, trigonal (rhombohedral axes), orthorhombic, hexagonal,
             monoclinic, triclinic.
         ranges: Optional bound overrides ``{class: {free parameter: [low, high]}}``.
+        materials: Classes from CIF files instead of the BaTiO₃ classes, in label order: a list
+            of ``{cif: path, name: label, ranges: {free parameter: [low, high]}, system, block,
+            b_iso_default}`` (:class:`~streamal_diffraction.cif.MaterialOptions`; only ``cif``
+            is required). The crystal system of each CIF fixes the free parameters; ``preset``
+            plays no part, ``classes`` and ``ranges`` must not be given.
 
-    Output: ``(n, 2806)`` float32 raw intensities (see the module docstring for the scale).
+        instrument: The diffractometer and the ToF grid, ``{file, bank, ignore_lorentzian,
+            tof_grid: {start_us, stop_us, points | log_step}}``
+            (:class:`~streamal_diffraction.instprm.InstrumentOptions`): a GSAS-II ``.instprm``
+            TOF bank, its relative path taken from the working directory. Default: NOMAD
+            bank 4 on the paper's grid.
+
+    Output: ``(n, grid points)`` float32 raw intensities (see the module docstring for the
+    scale); 2806 points on the paper's grid.
     """
 
     name: ClassVar[str] = "diffraction-tof"
@@ -127,7 +146,17 @@ class TofDiffractionSimulator(Simulator):
         preset: str = "e1",
         classes: Sequence[str] | None = None,
         ranges: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+        materials: Sequence[Mapping[str, Any]] | None = None,
+        instrument: Mapping[str, Any] | None = None,
     ) -> None:
+        loaded = None
+        if materials is not None:
+            if classes is not None or ranges is not None:
+                raise ParameterError(
+                    "give either materials (classes from CIF files, each with its ranges) or "
+                    "classes/ranges (the built-in BaTiO3 classes), not both"
+                )
+            loaded = load_materials(materials)
         classes = list(DEFAULT_CLASSES if classes is None else classes)
         ranges_json = (
             None
@@ -142,13 +171,26 @@ class TofDiffractionSimulator(Simulator):
             "classes": classes,
             "ranges": ranges_json,
         }
-        self.space = parameter_space(preset, classes, ranges_json)
-        self.output_shape = (GRID_SIZE,)
+        if loaded is None:
+            self.space = parameter_space(preset, classes, ranges_json)
+            self._templates = tuple(TEMPLATES[c] for c in classes)
+        else:
+            self._options["classes"] = None
+            self._options["materials"] = [m.options.model_dump(exclude_none=True) for m in loaded]
+            self.space = material_space(loaded)
+            self._templates = tuple(m.template for m in loaded)
+        inst = InstrumentOptions.parse(instrument or {})
+        self.instrument, self.grid = inst.build()
+        if instrument is not None:
+            self._options["instrument"] = inst.resolved().model_dump(exclude_none=True)
+        self.output_shape = (self.grid.size,)
+        # Built (and checked against the grid) here, so a bad grid fails when the config is.
+        self._table = profile_table(self.instrument, self.grid)
         self._models: dict[int, _ClassModel] = {}
 
     def _model(self, k: int) -> _ClassModel:
         if k not in self._models:
-            self._models[k] = _ClassModel(self.space.classes[k], profile_table(NOMAD_BANK4))
+            self._models[k] = _ClassModel(self.space.classes[k], self._templates[k], self._table)
         return self._models[k]
 
     def _check_cells(self, classes: np.ndarray, params: np.ndarray) -> None:
@@ -174,7 +216,7 @@ class TofDiffractionSimulator(Simulator):
 
     def _simulate(self, classes: np.ndarray, params: np.ndarray) -> np.ndarray:
         self._check_cells(classes, params)
-        out = np.empty((len(classes), GRID_SIZE), dtype=np.float32)
+        out = np.empty((len(classes), self.grid.size), dtype=np.float32)
         for k in np.unique(classes):
             idx = np.flatnonzero(classes == k)
             model = self._model(int(k))
@@ -201,8 +243,15 @@ class TofDiffractionSimulator(Simulator):
         return ReflectionList(
             hkl=model.groups.hkl[group][order],
             d=d[order],
-            tof=NOMAD_BANK4.tof(d)[order],
+            tof=self.instrument.tof(d)[order],
             multiplicity=model.groups.multiplicity[group][order],
             f_squared=f2[order],
             intensity=(f2 * d**4)[order],
         )
+
+    def input_axis(self) -> dict[str, Any]:
+        """The ToF grid and the d → ToF conversion of the instrument, for ``model.json``
+        (:func:`streamal_diffraction.measurements.tof_axis`)."""
+        from streamal_diffraction.measurements.axis import tof_axis
+
+        return tof_axis(self.instrument, self.grid.points())

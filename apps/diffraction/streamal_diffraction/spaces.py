@@ -20,15 +20,24 @@ triclinic      all six             angles ∈ [80°, 100°]   angles ∈ [70°, 
 The first three rows are Table II of the paper; the others are this package's choice. The
 trigonal cell (rhombohedral axes) degenerates at α = 120° (zero volume): the simulator rejects
 that exact value.
+
+A material read from a CIF (:func:`material_space`) is a class with the free parameters and
+ties of its crystal system's row, bounded by the configured ranges or, by default, the CIF's
+value ±5 % (lengths) or ±5° (angles).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from streamal.data.space import ClassSpace, ParameterSpace
 from streamal.errors import ParameterError
 from streamal_diffraction.cell import CELL_PARAMS
+
+if TYPE_CHECKING:
+    from streamal_diffraction.cif import Material
+    from streamal_diffraction.structures import Template
 
 ALL_CLASSES = (
     "trigonal",
@@ -131,18 +140,76 @@ def parameter_space(
     unknown = set(ranges) - set(names)
     if unknown:
         raise ParameterError(f"ranges name classes not in play {sorted(unknown)}; classes: {names}")
-    spaces = []
-    for name in names:
-        base = _class_space(name, preset)
-        bounds = dict(base.bounds)
-        for p, lo_hi in ranges.get(name, {}).items():
-            if p not in bounds:
-                raise ParameterError(
-                    f"ranges[{name!r}][{p!r}]: not a free parameter of {name!r}; "
-                    f"free: {list(base.free)}"
-                )
-            if len(lo_hi) != 2:
-                raise ParameterError(f"ranges[{name!r}][{p!r}] must be (low, high), got {lo_hi}")
-            bounds[p] = (float(lo_hi[0]), float(lo_hi[1]))
-        spaces.append(ClassSpace(name, bounds, dict(base.tied), dict(base.min_separation)))
+    spaces = [
+        _with_ranges(_class_space(name, preset), ranges.get(name, {}), f"ranges[{name!r}]")
+        for name in names
+    ]
     return ParameterSpace(CELL_PARAMS, tuple(spaces), dict(UNITS))
+
+
+def _with_ranges(
+    base: ClassSpace, ranges: Mapping[str, Sequence[float]], where: str, name: str | None = None
+) -> ClassSpace:
+    """``base`` (renamed ``name``) with the bounds of some free parameters replaced."""
+    bounds = dict(base.bounds)
+    for p, lo_hi in ranges.items():
+        if p not in bounds:
+            raise ParameterError(
+                f"{where}[{p!r}]: not a free parameter of {base.name!r}; free: {list(base.free)}"
+            )
+        if len(lo_hi) != 2:
+            raise ParameterError(f"{where}[{p!r}] must be (low, high), got {lo_hi}")
+        bounds[p] = (float(lo_hi[0]), float(lo_hi[1]))
+    return ClassSpace(name or base.name, bounds, dict(base.tied), dict(base.min_separation))
+
+
+MATERIAL_LENGTH_RANGE = 0.05
+"""Default bounds of a material's free lengths: the CIF value ±5 %."""
+
+MATERIAL_ANGLE_RANGE = 5.0
+"""Default bounds of a material's free angles: the CIF value ±5°."""
+
+
+def material_class(
+    name: str, template: Template, ranges: Mapping[str, Sequence[float]] | None = None
+) -> ClassSpace:
+    """The class of a material: free parameters and ties of its template's crystal system (as
+    the built-in class of that system), bounds around the template's reference cell.
+
+    Args:
+        name: Class label.
+        template: A template with a reference ``cell`` (e.g. from
+            :func:`~streamal_diffraction.cif.template_from_cif`).
+        ranges: Bounds ``{free parameter: (low, high)}`` (Å, °); the others default to the
+            reference value ±5 % (lengths) or ±5° (angles).
+
+    Raises:
+        ParameterError: No reference cell, a cell that breaks the system's ties (e.g. a ≠ b in
+            a tetragonal CIF), or ranges naming a parameter that is not free.
+    """
+    if template.cell is None:
+        raise ParameterError(f"material {name!r}: template {template.name!r} has no reference cell")
+    base = _class_space(template.system, "e1")
+    ref = dict(zip(CELL_PARAMS, template.cell, strict=True))
+    for p, src in base.tied.items():
+        want = ref[src] if isinstance(src, str) else float(src)
+        if abs(ref[p] - want) > 1e-4 * max(1.0, abs(want)):
+            need = f"{src} = {want:g}" if isinstance(src, str) else f"{want:g}"
+            raise ParameterError(
+                f"material {name!r}: its cell has {p} = {ref[p]:g}, but a {template.system} "
+                f"cell needs {p} = {need}"
+            )
+    defaults = {}
+    for p in base.free:
+        width = MATERIAL_ANGLE_RANGE if UNITS[p] == "°" else MATERIAL_LENGTH_RANGE * ref[p]
+        defaults[p] = (round(ref[p] - width, 6), round(ref[p] + width, 6))
+    base = ClassSpace(template.system, defaults, dict(base.tied), dict(base.min_separation))
+    return _with_ranges(base, ranges or {}, f"material {name!r} ranges", name)
+
+
+def material_space(materials: Sequence[Material]) -> ParameterSpace:
+    """The parameter space of CIF materials, one class each, in label order."""
+    if not materials:
+        raise ParameterError("materials must name at least one material")
+    spaces = tuple(material_class(m.name, m.template, m.options.ranges) for m in materials)
+    return ParameterSpace(CELL_PARAMS, spaces, dict(UNITS))

@@ -1,11 +1,14 @@
-"""BaTiO₃ structure templates and their merged reflection lists with |F|² coefficients.
+"""Structure templates and their merged reflection lists with |F|² coefficients.
+
+BaTiO₃ templates are built in; any material comes from a CIF (:mod:`~streamal_diffraction.cif`).
 
 Nuclear structure factor with isotropic Debye–Waller factors (``s = 1/(2d)``)::
 
-    F(h) = Σ_j b_j · exp(−B_j s²) · exp(2πi h·x_j)
+    F(h) = Σ_j o_j · b_j · exp(−B_j s²) · exp(2πi h·x_j)
 
-Grouping atoms by species ``σ`` (one ``b``, one ``B`` each), ``F = Σ_σ b_σ D_σ(d) S_σ(h)`` with
-``S_σ(h) = Σ_{j∈σ} exp(2πi h·x_j)`` fixed per template, so::
+with site occupancies ``o_j``. Grouping atoms by species ``σ`` (one element, so one ``b``, and
+one ``B`` each), ``F = Σ_σ b_σ D_σ(d) S_σ(h)`` with ``S_σ(h) = Σ_{j∈σ} o_j·exp(2πi h·x_j)``
+fixed per template, so::
 
     |F(h)|² = Σ_{σ≤τ} c_στ(h) · D_σ(d)·D_τ(d),   c_στ = (2 − δ_στ)·b_σ b_τ·Re(S_σ S_τ*).
 
@@ -39,10 +42,20 @@ DEBYE_WALLER_B: dict[str, float] = {"Ba": 0.5, "Ti": 0.5, "O": 0.8}
 
 @dataclass(frozen=True)
 class Atom:
-    """One atom of a template: element symbol and fractional coordinates."""
+    """One atom of a template.
+
+    Attributes:
+        element: Element symbol, a key of the template's ``scattering_lengths``.
+        xyz: Fractional coordinates.
+        occupancy: Site occupancy (fraction of the site this element fills).
+        b_iso: Isotropic displacement ``B`` (Å²); ``None`` takes the template's ``b_factors``
+            entry of the element.
+    """
 
     element: str
     xyz: tuple[float, float, float]
+    occupancy: float = 1.0
+    b_iso: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,9 @@ class Template:
         system: Crystal system, a key of :data:`~streamal_diffraction.cell.METRIC_KEYS`.
         atoms: All atoms of the cell.
         scattering_lengths: ``element -> b`` (fm).
-        b_factors: ``element -> B`` (Å²).
+        b_factors: ``element -> B`` (Å²) of atoms that carry no ``b_iso`` of their own.
+        space_group: Extended Hermann–Mauguin symbol the structure came with (``""``: none).
+        cell: Reference cell ``(a, b, c, α, β, γ)`` (Å, °), e.g. the CIF's; ``None``: none.
     """
 
     name: str
@@ -62,11 +77,23 @@ class Template:
     atoms: tuple[Atom, ...]
     scattering_lengths: tuple[tuple[str, float], ...] = tuple(SCATTERING_LENGTH_FM.items())
     b_factors: tuple[tuple[str, float], ...] = tuple(DEBYE_WALLER_B.items())
+    space_group: str = ""
+    cell: tuple[float, float, float, float, float, float] | None = None
 
     @property
     def species(self) -> tuple[str, ...]:
         """Distinct elements in order of first appearance."""
         return tuple(dict.fromkeys(a.element for a in self.atoms))
+
+    def b_iso(self, atom: Atom) -> float:
+        """``B`` (Å²) of one atom: its own, else the template's value for its element."""
+        return dict(self.b_factors)[atom.element] if atom.b_iso is None else atom.b_iso
+
+    @property
+    def scatterers(self) -> tuple[tuple[str, float], ...]:
+        """Distinct ``(element, B)`` pairs in order of first appearance: the species ``σ``
+        of the module docstring (atoms sharing ``b`` and ``B``)."""
+        return tuple(dict.fromkeys((a.element, self.b_iso(a)) for a in self.atoms))
 
 
 def _perovskite(system: str, ti: float = 0.0, o: float = 0.0, axis: str = "c") -> Template:
@@ -108,12 +135,17 @@ TEMPLATES: dict[str, Template] = {
 
 
 def species_sums(template: Template, hkl: np.ndarray) -> np.ndarray:
-    """``S_σ(h) = Σ_{j∈σ} exp(2πi h·x_j)``, shape ``(n_species, n_hkl)`` complex."""
+    """``S_σ(h) = Σ_{j∈σ} o_j·exp(2πi h·x_j)`` per scatterer ``σ`` (see
+    :attr:`Template.scatterers`), shape ``(n_scatterers, n_hkl)`` complex."""
     hkl = np.asarray(hkl, dtype=np.float64)
-    out = np.zeros((len(template.species), len(hkl)), dtype=np.complex128)
+    scatterers = template.scatterers
+    out = np.zeros((len(scatterers), len(hkl)), dtype=np.complex128)
     for atom in template.atoms:
         phase = 2.0 * np.pi * (hkl @ np.asarray(atom.xyz, dtype=np.float64))
-        out[template.species.index(atom.element)] += np.exp(1j * phase)
+        wave = np.exp(1j * phase)
+        if atom.occupancy != 1.0:
+            wave = atom.occupancy * wave
+        out[scatterers.index((atom.element, template.b_iso(atom)))] += wave
     return out
 
 
@@ -123,12 +155,12 @@ def structure_factors(
     """Nuclear structure factors ``F`` (fm) of reflections, with Debye–Waller factors if ``d``
     (Å, one per reflection) is given. Straightforward reference implementation."""
     b = dict(template.scattering_lengths)
-    bf = dict(template.b_factors)
     hkl = np.asarray(hkl, dtype=np.float64)
     f = np.zeros(len(hkl), dtype=np.complex128)
     for atom in template.atoms:
-        dw = 1.0 if d is None else np.exp(-bf[atom.element] / (4.0 * np.asarray(d) ** 2))
-        f += b[atom.element] * dw * np.exp(2j * np.pi * (hkl @ np.asarray(atom.xyz)))
+        dw = 1.0 if d is None else np.exp(-template.b_iso(atom) / (4.0 * np.asarray(d) ** 2))
+        weight = atom.occupancy * b[atom.element] * dw
+        f += weight * np.exp(2j * np.pi * (hkl @ np.asarray(atom.xyz)))
     return f
 
 
@@ -180,10 +212,10 @@ def reflection_groups(template: Template, limits: tuple[int, int, int]) -> Refle
     inverse = inverse.ravel()
     sums = species_sums(template, hkl)
     b = dict(template.scattering_lengths)
-    bf = dict(template.b_factors)
-    bs = np.array([b[s] for s in template.species])
-    b_iso = np.array([bf[s] for s in template.species])
-    n_sp = len(template.species)
+    scatterers = template.scatterers
+    bs = np.array([b[el] for el, _ in scatterers])
+    b_iso = np.array([b_value for _, b_value in scatterers])
+    n_sp = len(scatterers)
     pairs = [(s, t) for s in range(n_sp) for t in range(s, n_sp)]
     dw_b = np.unique([b_iso[s] + b_iso[t] for s, t in pairs])
     coef = np.zeros((len(dw_b), len(unique)))
@@ -191,7 +223,9 @@ def reflection_groups(template: Template, limits: tuple[int, int, int]) -> Refle
         c = (1.0 if s == t else 2.0) * bs[s] * bs[t] * (sums[s] * np.conj(sums[t])).real
         u = int(np.searchsorted(dw_b, b_iso[s] + b_iso[t]))
         coef[u] += np.bincount(inverse, c, minlength=len(unique))
-    n_atoms = np.array([sum(a.element == s for a in template.atoms) for s in template.species])
+    n_atoms = np.zeros(n_sp)  # occupancy-weighted atom count per scatterer
+    for atom in template.atoms:
+        n_atoms[scatterers.index((atom.element, template.b_iso(atom)))] += atom.occupancy
     scale = (np.abs(bs) * n_atoms).sum() ** 2 * counts  # bound on each group's coefficients
     present = np.abs(coef).max(axis=0) > 1e-9 * scale
     coef = np.where(np.abs(coef) > 1e-12 * scale, coef, 0.0)  # rounding residue of zeros

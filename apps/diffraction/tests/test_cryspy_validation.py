@@ -22,6 +22,9 @@ Convention differences normalised before comparing:
   peaks centred just outside, so edge peaks are not compared.
 * Debye–Waller: same ``exp(−B/(4d²))`` per atom (cryspy ``_atom_site_B_iso_or_equiv``);
   extinction and absorption: none in either.
+* Structures read from CIF files (:mod:`streamal_diffraction.cif`; rutile P4₂/mnm, corundum
+  R-3c on hexagonal axes, silicon Fd-3m origin 2): cryspy gets the CIF's space group, setting
+  and asymmetric unit, we the gemmi-expanded unit cell; the same comparisons apply.
 * cryspy 0.18 inverts ``ToF = Zero + difC·d + difA·d²`` with the negative root when
   ``difA > 0`` (negative d, hence no reflections at all); that one function is patched to the
   positive root while cryspy runs (:mod:`streamal_diffraction.reference`); its
@@ -30,12 +33,15 @@ Convention differences normalised before comparing:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 pytest.importorskip("cryspy")
 
 from streamal_diffraction import NOMAD_BANK4, TofDiffractionSimulator, tof_grid  # noqa: E402
+from streamal_diffraction.cif import read_cif  # noqa: E402
 from streamal_diffraction.reference import cryspy_pattern  # noqa: E402
 
 CELLS = {
@@ -111,3 +117,55 @@ def test_resolved_peak_heights_match(name, cryspy_results, sim) -> None:
         heights.append((ours[window].max(), ref[window].max()))
     ours_h, ref_h = np.array(heights).T
     np.testing.assert_allclose(ours_h / ours_h.max(), ref_h / ref_h.max(), rtol=0.01)
+
+
+MATERIALS = ("TiO2-rutile", "Al2O3-corundum", "Si-diamond")
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", MATERIALS)
+def test_cif_material_matches_cryspy(name) -> None:
+    """Another space group from a CIF: the same peaks (positions, intensities) and pattern."""
+    path = DATA / f"{name}.cif"
+    structure = read_cif(path)
+    cell = structure.cell
+    ref = cryspy_pattern(structure, cell)
+    sim = TofDiffractionSimulator(materials=[{"cif": str(path)}])
+    ref_tof, ref_int = _merge_by_d(ref.d, ref.tof, ref.intensity)
+    ours = sim.reflections(name, cell)
+    t = tof_grid()
+    inside = (ours.tof >= t[0]) & (ours.tof <= t[-1])
+    significant = ref_int > 1e-8 * ref_int.max()
+    assert significant.sum() > 300
+    order = np.argsort(ours.tof[inside])
+    our_tof, our_int = ours.tof[inside][order], ours.intensity[inside][order]
+    j = np.clip(np.searchsorted(our_tof, ref_tof[significant]), 1, len(our_tof) - 1)
+    j = np.where(
+        np.abs(our_tof[j - 1] - ref_tof[significant]) < np.abs(our_tof[j] - ref_tof[significant]),
+        j - 1,
+        j,
+    )
+    np.testing.assert_allclose(our_tof[j], ref_tof[significant], rtol=1e-5)
+    np.testing.assert_allclose(
+        our_int[j] / our_int.max(), ref_int[significant] / ref_int.max(), rtol=1e-6, atol=1e-12
+    )
+    assert (our_int > 1e-8 * our_int.max()).sum() == significant.sum()
+    pattern = sim.simulate(np.array([0]), np.array([cell]))[0].astype(np.float64)
+    scale = (pattern @ ref.pattern) / (ref.pattern @ ref.pattern)
+    assert scale == pytest.approx(100.0 / np.sin(np.radians(61.0)), rel=2e-3)
+
+
+def test_cryspy_simulator_takes_materials() -> None:
+    from streamal_diffraction.cryspy_simulator import CryspyTofSimulator
+
+    materials = [{"name": "rutile", "cif": str(DATA / "TiO2-rutile.cif")}]
+    ours, ref = (
+        TofDiffractionSimulator(materials=materials),
+        CryspyTofSimulator(materials=materials),
+    )
+    assert ref.space.to_dict() == ours.space.to_dict()
+    assert CryspyTofSimulator(**ref.options()).space.to_dict() == ref.space.to_dict()
+    params = ours.space.complete(0, np.array([[4.6, 2.95]]))
+    a = ours.simulate(np.array([0]), params)[0]
+    b = ref.simulate(np.array([0]), params)[0]
+    assert np.abs(a / a.max() - b / b.max()).max() < 0.02
