@@ -39,6 +39,7 @@ examples (one per command; `streamal COMMAND -h` for its options):
   scale          streamal scale configs/diffraction-ci.yaml --nodes 1,2 --dry-run
   scale-report   streamal scale-report runs/diffraction-ci-scale
   replay         streamal replay --paper
+  predict        streamal predict runs/diffraction-quickstart-20250101-120000 sample.gsa
 
 exit status: 0 success, 1 the run failed, 2 bad input (each problem an "error:" line, no
 traceback), 130/143 stopped by SIGINT/SIGTERM (the message says how to resume)
@@ -397,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     from streamal.replay.cli import add_parser as add_replay
 
     add_replay(sub)
+    from streamal.inference.cli import add_parser as add_predict
+
+    add_predict(sub)
     return p
 
 

@@ -85,6 +85,22 @@ class Simulator(ABC):
         """Constructor options, so a worker can rebuild the simulator."""
         return dict(getattr(self, "_options", {}))
 
+    def input_axis(self) -> dict[str, Any] | None:
+        """The x axis of an output sample, so measured data can be put on it (optional).
+
+        Recorded in each trained model's ``model.json``; ``streamal predict`` rebins a
+        measured pattern onto it (:mod:`streamal.inference`).
+
+        Returns:
+            ``None`` (the default: no physical axis; a measured pattern must then have
+            exactly ``output_shape`` values), or plain JSON: ``name`` (``"tof"``), ``unit``
+            (``"µs"``), ``values`` (the ``output_shape[-1]`` increasing axis values) and
+            optionally ``conversions``, ``{other axis: {"unit": ..., "polynomial": [c0, c1,
+            ...]}}``: a value ``u`` on the other axis is ``Σ c_k·u^k`` on this one, increasing
+            over the axis's range (d-spacing → ToF: ``[Zero, difC, difA]``).
+        """
+        return None
+
 
 def check_simulator(sim: Simulator, *, n: int = 4, seed: int = 0) -> None:
     """Conformance check every simulator plugin must pass.

@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamal import durable
-from streamal.train.checkpoint import load_checkpoint, save_checkpoint
+from streamal.train.checkpoint import (
+    MODEL_FILE,
+    load_checkpoint,
+    model_description,
+    save_checkpoint,
+    write_model_description,
+)
 from streamal.train.ddp import (
     LAUNCHER_PID_VARIABLE,
 )
@@ -126,16 +132,27 @@ def _save_test_predictions(spec: TrainSpec, plugin, output, report: dict[str, An
         report["test_predictions_error"] = f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, history) -> None:  # noqa: ANN001
-    """Write best.pt (if it improved), the history and last.pt — in that order, so that
-    last.pt's ``best_loss`` always refers to the best.pt on disk."""
+def _save_best(out_dir: Path, spec: TrainSpec, plugin, state: dict[str, Any]) -> None:  # noqa: ANN001
+    """Write best.pt (``state``: model, epoch, metrics) and model.json beside it."""
+    save_checkpoint(
+        out_dir / "best.pt",
+        **state,
+        model_name=spec.model,
+        model_options=spec.model_options,
+        stage=spec.stage,
+    )
+    write_model_description(
+        out_dir, model_description(spec, plugin, epoch=state["epoch"], val=state["metrics"])
+    )
+
+
+def _save_progress(
+    out_dir, spec, plugin, model, optimizer, epoch, best, best_state, history
+) -> None:
+    """Write best.pt and model.json (if it improved), the history and last.pt — in that
+    order, so that last.pt's ``best_loss`` always refers to the best.pt on disk."""
     if best_state is not None:
-        save_checkpoint(
-            out_dir / "best.pt",
-            **best_state,
-            model_name=spec.model,
-            model_options=spec.model_options,
-        )
+        _save_best(out_dir, spec, plugin, best_state)
     durable.write_json(out_dir / "history.json", history)
     save_checkpoint(
         out_dir / "last.pt",
@@ -271,6 +288,7 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
         durable.write_json(out_dir / "history.json", history)
         if state is None:
             (out_dir / "best.pt").unlink(missing_ok=True)
+            (out_dir / MODEL_FILE).unlink(missing_ok=True)
     del state
     ddp = DistributedDataParallel(model, device_ids=[device.index] if me.gpu is not None else None)
 
@@ -331,32 +349,52 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
                     "metrics": metrics,
                 }
             if time.time() - last_saved >= spec.checkpoint_interval_s:
-                _save_progress(out_dir, spec, model, optimizer, epoch, best, best_state, history)
+                _save_progress(
+                    out_dir, spec, plugin, model, optimizer, epoch, best, best_state, history
+                )
                 best_state, last_saved, saved_epoch = None, time.time(), epoch
         dist.barrier()
     if rank == 0 and history and history[-1]["epoch"] > saved_epoch:  # finished or stopped
         _save_progress(
-            out_dir, spec, model, optimizer, history[-1]["epoch"], best, best_state, history
+            out_dir,
+            spec,
+            plugin,
+            model,
+            optimizer,
+            history[-1]["epoch"],
+            best,
+            best_state,
+            history,
         )
     if rank == 0 and not (out_dir / "best.pt").exists():  # no validation split: keep the last
-        save_checkpoint(
-            out_dir / "best.pt",
-            model=model.state_dict(),
-            epoch=spec.epochs - 1,
-            metrics={},
-            model_name=spec.model,
-            model_options=spec.model_options,
+        _save_best(
+            out_dir,
+            spec,
+            plugin,
+            {"model": model.state_dict(), "epoch": spec.epochs - 1, "metrics": {}},
         )
     dist.barrier()
     if spec.test_rows:
-        model.load_state_dict(load_checkpoint(out_dir / "best.pt")["model"])
+        saved = load_checkpoint(out_dir / "best.pt")
+        model.load_state_dict(saved["model"])
         test = _read_rows(spec, spec.test_rows, plugin)
         output = _gather_output(model, plugin, test, device, per_rank_batch * 4, rank, world)
         report["test"] = None
         if output is not None:  # rank 0
             _, c, y = test
             report["test"] = plugin.metrics(output, torch.from_numpy(c), torch.from_numpy(y))
+            write_model_description(  # model.json now with the test metrics of best.pt
+                out_dir,
+                model_description(
+                    spec,
+                    plugin,
+                    epoch=int(saved.get("epoch", spec.epochs - 1)),
+                    val=saved.get("metrics") or {},
+                    test=report["test"],
+                ),
+            )
             _save_test_predictions(spec, plugin, output, report)
+        del saved
     dist.destroy_process_group()
     return report
 

@@ -8,6 +8,7 @@ again.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
     from streamal.data.space import ParameterSpace
     from streamal.data.store import SampleStore
     from streamal.runtime.scheduler import Scheduler
+
+
+def _to_list(value: Any) -> Any:
+    """``json.dumps``'s fallback: numpy arrays and scalars as lists and numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class TrainingService:
@@ -62,6 +70,36 @@ class TrainingService:
         self.plan = plan
         self.metrics = metrics
         self.checkpoints = checkpoints
+        self._metadata: dict[str, Any] | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """What every stage's ``model.json`` records about the run beside its spec: ``run``
+        (name, config fingerprint), ``simulator`` (name, options) and ``input_axis`` (the
+        simulator's :meth:`~streamal.simulation.simulator.Simulator.input_axis`). Built once;
+        a simulator that cannot be built here, or whose ``input_axis`` fails, gives no axis
+        (``input_axis_error`` says why) and the training goes on."""
+        if self._metadata is not None:
+            return self._metadata
+        cfg = self.config
+        meta: dict[str, Any] = {
+            "run": {"name": cfg.name, "fingerprint": cfg.fingerprint()},
+            "simulator": None,
+            "input_axis": None,
+        }
+        if cfg.simulator is not None:
+            meta["simulator"] = {"name": cfg.simulator.name, "options": dict(cfg.simulator.options)}
+            try:
+                from streamal import plugins
+
+                simulator = plugins.load("simulators", cfg.simulator.name)(**cfg.simulator.options)
+                axis = getattr(simulator, "input_axis", None)
+                described = axis() if callable(axis) else None
+                # plain JSON (numpy arrays and scalars as lists and numbers): it goes in the spec
+                meta["input_axis"] = json.loads(json.dumps(described, default=_to_list))
+            except Exception as exc:  # a description must not stop the campaign
+                meta["input_axis_error"] = f"{type(exc).__name__}: {exc}"[:500]
+        self._metadata = meta
+        return meta
 
     @property
     def launcher(self) -> str:
@@ -112,6 +150,7 @@ class TrainingService:
             cancel_path=str(out_dir / "STOP"),
             checkpoint_interval_s=cfg.train.checkpoint_interval_s,
             stage=stage,
+            metadata=self.metadata(),
         )
 
     async def train(

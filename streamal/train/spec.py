@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,11 @@ class TrainSpec:
             interface's address when the ranks span nodes. The rendezvous store listens on
             this address only, gloo's and NCCL's sockets on the interface that holds it;
             nothing listens on all interfaces.
+        metadata: What ``model.json`` records beside the spec's own fields (see
+            :func:`streamal.train.checkpoint.model_description`): ``run`` (name, config
+            fingerprint), ``simulator`` (name and options, or ``None``) and ``input_axis``
+            (the simulator's :meth:`~streamal.simulation.simulator.Simulator.input_axis`, or
+            ``None``). Plain JSON.
     """
 
     store: str
@@ -56,6 +61,7 @@ class TrainSpec:
     checkpoint_interval_s: float = 0.0
     stage: str = ""
     master_addr: str = "127.0.0.1"
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def world_size(self) -> int:

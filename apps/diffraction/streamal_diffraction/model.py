@@ -5,9 +5,12 @@ Architecture (ALBAND, widths/depth configurable)::
     [Conv1d(k) → LeakyReLU(0.1) → MaxPool(2)] × depth  (channels 16, 32, ...; first stride 1,
     later stride 2, kernel 3 then 4) → Linear(→hidden) → LeakyReLU
         → class head: n_classes logits
-        → regression head: T values + 1 log σ²
+        → regression head: T values + 1 log σ² (``variance: shared``, the default)
+                           or T values + T log σ² (``variance: per_parameter``)
 
-Loss = cross-entropy + mean(‖y − ŷ‖² / σ² + log σ²) (the paper's heteroscedastic term).
+Loss = cross-entropy + mean(‖y − ŷ‖² / σ² + log σ²) (the paper's heteroscedastic term, Eqn 6),
+with one σ² shared by the targets; with ``variance: per_parameter`` the same term per target,
+mean over the batch of ``Σ_j ((y_j − ŷ_j)² / σ_j² + log σ_j²)``.
 
 Targets: every parameter that is free in some class in play, scaled by the union of its
 range over those classes, ``y = (x − low) / (high − low)``
@@ -17,13 +20,17 @@ so metrics report mean absolute errors in the space's units, named by
 :func:`streamal.train.targets.metric_name` (``mae_a_A``, ``mae_alpha_deg`` for
 :func:`streamal_diffraction.spaces.parameter_space`).
 
-Predictions (:meth:`DiffractionCnn.predict`): the regression head's one σ² is shared by the
-scaled targets, so each parameter's σ is √σ² times that parameter's range.
+Uncertainty: ``variance``, per sample: the shared σ², or (per parameter) the class-probability
+weighted mean over each class's free targets of σ_j² (scaled units); ``entropy`` in nats.
+
+Predictions (:meth:`DiffractionCnn.predict`): with the shared σ² each parameter's σ is √σ²
+times that parameter's range (:attr:`DiffractionCnn.uncertainty_note` says so); per parameter,
+√σ_j² times target j's range.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -31,7 +38,7 @@ from pydantic import Field
 from streamal.data.space import ParameterSpace
 from streamal.plugins import PluginOptions
 from streamal.train.model import ModelPlugin
-from streamal.train.targets import metric_name, regression_scale
+from streamal.train.targets import free_mask, metric_name, regression_scale
 
 __all__ = ["CnnOptions", "DiffractionCnn", "regression_scale"]
 
@@ -51,6 +58,11 @@ class CnnOptions(PluginOptions):
     )
     hidden: int = Field(256, gt=0, description="width of the dense layer before the two heads")
     negative_slope: float = Field(0.1, ge=0, description="negative slope of every LeakyReLU")
+    variance: Literal["shared", "per_parameter"] = Field(
+        "shared",
+        description="the regression head's log σ²: one shared by every target (the paper's), "
+        "or one per target (Eqn 6 per parameter; predict() then gives each its own σ)",
+    )
 
 
 class DiffractionCnn(ModelPlugin):
@@ -59,11 +71,29 @@ class DiffractionCnn(ModelPlugin):
     name = "diffraction-cnn"
     Options = CnnOptions
     uncertainties = frozenset({"variance", "entropy"})
+    options: CnnOptions
+    input_encoding = "each pattern min-max scaled to [0, 1]: (y − min y) / (max y − min y)"
 
     def __init__(self, space: ParameterSpace, input_shape, **options: Any) -> None:
         super().__init__(space, input_shape, **options)
         self.target_names, self.low, self.high = regression_scale(space)
         self.target_index = [space.param_names.index(p) for p in self.target_names]
+        self.mask = free_mask(space, self.target_names)
+        self.n_variances = len(self.target_names) if self.per_parameter else 1
+
+    @property
+    def per_parameter(self) -> bool:
+        """Whether the head predicts one log σ² per target (else one shared)."""
+        return self.options.variance == "per_parameter"
+
+    @property
+    def uncertainty_note(self) -> str | None:
+        """How :meth:`predict`'s σ are made, for whoever shows them (``None``: one each)."""
+        if self.per_parameter:
+            return None
+        return (
+            "one shared variance: σ per parameter is the shared σ scaled by each parameter's range"
+        )
 
     def build(self) -> Any:
         import torch
@@ -83,6 +113,7 @@ class DiffractionCnn(ModelPlugin):
             length = ((length - k) // stride + 1) // 2
             cin = cout
         n_classes, n_targets = len(self.space.classes), len(self.target_names)
+        n_variances = self.n_variances
 
         class Net(nn.Module):
             def __init__(self) -> None:
@@ -94,7 +125,7 @@ class DiffractionCnn(ModelPlugin):
                     nn.LeakyReLU(o.negative_slope),
                 )
                 self.classify = nn.Linear(o.hidden, n_classes)
-                self.regress = nn.Linear(o.hidden, n_targets + 1)
+                self.regress = nn.Linear(o.hidden, n_targets + n_variances)
 
             def forward(self, x: torch.Tensor) -> torch.Tensor:
                 h = self.features(x.unsqueeze(1) if x.dim() == 2 else x)
@@ -114,16 +145,22 @@ class DiffractionCnn(ModelPlugin):
         return y.astype(np.float32)
 
     def _split(self, output):
-        k = len(self.space.classes)
-        return output[:, :k], output[:, k:-1], output[:, -1]
+        """``(logits, values, log σ²)``: log σ² is ``(n,)`` shared, ``(n, T)`` per parameter."""
+        k, t = len(self.space.classes), len(self.target_names)
+        log_var = output[:, k + t :] if self.per_parameter else output[:, -1]
+        return output[:, :k], output[:, k : k + t], log_var
 
     def loss(self, output, classes, targets):
         import torch.nn.functional as F
 
         logits, y_hat, log_var = self._split(output)
         ce = F.cross_entropy(logits, classes)
-        sq = ((targets - y_hat) ** 2).sum(dim=1)
-        nll = (sq * (-log_var).exp() + log_var).mean()
+        sq_each = (targets - y_hat) ** 2
+        sq = sq_each.sum(dim=1)
+        if self.per_parameter:  # Eqn 6 per target
+            nll = (sq_each * (-log_var).exp() + log_var).sum(dim=1).mean()
+        else:
+            nll = (sq * (-log_var).exp() + log_var).mean()
         return ce + nll, {"class_loss": ce.item(), "nll": nll.item(), "mse": sq.mean().item()}
 
     def metrics(self, output, classes, targets) -> dict[str, float]:
@@ -146,8 +183,13 @@ class DiffractionCnn(ModelPlugin):
         logits, _, log_var = self._split(output)
         p = torch.softmax(logits, dim=1)
         entropy = -(p * torch.log(p.clamp_min(1e-12))).sum(dim=1)
+        variance = log_var.exp()
+        if self.per_parameter:  # per sample: mean over each class's free targets, p-weighted
+            mask = torch.as_tensor(self.mask, dtype=variance.dtype, device=variance.device)
+            per_class = (variance @ mask.T) / mask.sum(dim=1).clamp_min(1.0)  # (n, K)
+            variance = (p * per_class).sum(dim=1)
         return {
-            "variance": log_var.exp().detach().cpu().numpy(),
+            "variance": variance.detach().cpu().numpy(),
             "entropy": entropy.detach().cpu().numpy(),
         }
 
@@ -157,8 +199,9 @@ class DiffractionCnn(ModelPlugin):
 
         logits, y_hat, log_var = self._split(output.detach().cpu().double())
         span = self.high - self.low
+        sigma = (0.5 * log_var).exp().numpy()
         return {
             "class_probabilities": torch.softmax(logits, dim=1).numpy(),
             "params": y_hat.numpy() * span + self.low,
-            "params_sigma": (0.5 * log_var).exp().numpy()[:, None] * span,
+            "params_sigma": (sigma if self.per_parameter else sigma[:, None]) * span,
         }
