@@ -16,6 +16,8 @@ Example::
     result = predictor.predict("sample.gsa")
     print(result.describe())          # classes by probability, free parameters ± σ
     print(result.to_dict())           # the same as plain JSON
+    for fit in predictor.refine(result):  # least squares with the training simulator
+        print(fit.describe())         # diffraction: cell ± esd, zero shift, R_wp, GoF
 
 Names are imported lazily: importing this package loads neither torch nor the readers.
 """
@@ -29,7 +31,13 @@ if TYPE_CHECKING:
     from streamal.inference.errors import InferenceError, ModelFilesError, PatternError
     from streamal.inference.grid import InputGrid, place_on_grid, rebin
     from streamal.inference.measurement import Measurement
-    from streamal.inference.predictor import ParameterEstimate, Prediction, Predictor, predict
+    from streamal.inference.predictor import (
+        ParameterEstimate,
+        Prediction,
+        Predictor,
+        RefinementResult,
+        predict,
+    )
     from streamal.inference.readers import PatternReader, read_patterns
 
 _WHERE = {
@@ -44,6 +52,7 @@ _WHERE = {
     "Prediction": "predictor",
     "Predictor": "predictor",
     "predict": "predictor",
+    "RefinementResult": "predictor",
     "PatternReader": "readers",
     "read_patterns": "readers",
 }
@@ -58,6 +67,7 @@ __all__ = [
     "PatternReader",
     "Prediction",
     "Predictor",
+    "RefinementResult",
     "place_on_grid",
     "predict",
     "read_patterns",

@@ -1,10 +1,14 @@
 """``python -m streamal predict MODEL PATTERN...``: a trained model on measured patterns.
 
     streamal predict RUN_DIR|STAGE_DIR|best.pt PATTERN... [--stage T3] [--unit tof|d]
-                     [--bank N] [--json] [--plot [DIR]] [--min-coverage F] [--fill MODE]
+                     [--bank N] [--refine] [--json] [--plot [DIR]] [--min-coverage F]
+                     [--fill MODE]
 
 Prints, per pattern, the class probabilities and each free parameter of the most probable
-class ± σ in its unit. ``--json``: one JSON object on stdout instead. A bad model path or
+class ± σ in its unit; with ``--refine`` also the least-squares fit of the training simulator
+to it (diffraction: the cell ± esd, R_wp and GoF of the most probable class, and of the
+runner-up when the classifier is unsure). ``--json``: one JSON object on stdout instead. A
+bad model path or
 pattern file is one ``error: FILE: what is wrong`` line on stderr; the other patterns are still
 predicted, and the exit status is 2.
 """
@@ -64,6 +68,14 @@ def add_parser(subparsers: Any) -> None:  # argparse's _SubParsersAction
         "position (0, 1, ...) or label ('bank 2'); default: all of them",
     )
     p.add_argument(
+        "--refine",
+        action="store_true",
+        help="also refine each prediction by least squares with the simulator the model was "
+        "trained on as forward model (diffraction: the cell ± esd, zero shift, scale and "
+        "background of the most probable class, and of the runner-up when its probability is "
+        "below 0.9; prints R_wp and GoF)",
+    )
+    p.add_argument(
         "--json", action="store_true", help="print one JSON object with every prediction"
     )
     p.add_argument(
@@ -72,7 +84,8 @@ def add_parser(subparsers: Any) -> None:  # argparse's _SubParsersAction
         const=".",
         metavar="DIR",
         help="also write a PNG per pattern (the pattern on the model's grid, titled with the "
-        "prediction) into DIR (default: the current folder)",
+        "prediction) into DIR (default: the current folder); with --refine also one per "
+        "pattern and class refined (observed, calculated, difference)",
     )
     p.add_argument(
         "--min-coverage",
@@ -95,9 +108,17 @@ def _error(message: str) -> None:
     print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
+def _stem(prediction: Any, i: int) -> str:
+    """File name stem of a prediction's plots: the pattern file's, with its bank."""
+    label = f"-{prediction.label.replace(' ', '')}" if prediction.label else ""
+    stem = Path(prediction.source).stem + label
+    return stem or f"pattern-{i}"
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """The ``predict`` command. Model errors raise (one line, exit 2 via the main CLI);
     pattern errors are reported one line each and make the exit status 2."""
+    from streamal.errors import PluginError
     from streamal.inference.errors import InferenceError, PatternError
     from streamal.inference.predictor import Predictor, plot_prediction, select_patterns
     from streamal.inference.readers import read_patterns
@@ -126,21 +147,39 @@ def run_predict(args: argparse.Namespace) -> int:
         except InferenceError as exc:  # the model cannot predict at all
             _error(str(exc))
             return EXIT_BAD_INPUT
+    fits: list[list[Any]] = [[] for _ in results]
+    if args.refine:
+        for i, r in enumerate(results):
+            try:
+                fits[i] = predictor.refine(r)
+            except PatternError as exc:
+                _error(str(exc))
+                bad += 1
+            except (InferenceError, PluginError) as exc:  # no simulator, or no refinement
+                _error(str(exc))
+                return EXIT_BAD_INPUT
     plots: list[str] = []
+    refined = [[f.to_dict() for f in per] for per in fits]
     if args.plot is not None:
         folder = Path(args.plot)
         folder.mkdir(parents=True, exist_ok=True)
         for i, r in enumerate(results):
-            stem = Path(r.source).stem + (f"-{r.label.replace(' ', '')}" if r.label else "")
-            name = f"{stem}.predict.png" if stem else f"pattern-{i}.predict.png"
-            plots.append(str(plot_prediction(r, folder / name, predictor.grid)))
+            stem = _stem(r, i)
+            plots.append(str(plot_prediction(r, folder / f"{stem}.predict.png", predictor.grid)))
+            for j, (fit, d) in enumerate(zip(fits[i], refined[i], strict=True)):
+                d["plot"] = str(fit.plot(folder / f"{stem}.refine-{d.get('class', j)}.png"))
+                plots.append(d["plot"])
     if args.json:
+        predictions = [r.to_dict() for r in results]
+        if args.refine:
+            for p, per in zip(predictions, refined, strict=True):
+                p["refinement"] = per
         print(
             json.dumps(
                 {
                     "model": str(predictor.files.checkpoint),
                     "stage": predictor.stage,
-                    "predictions": [r.to_dict() for r in results],
+                    "predictions": predictions,
                     "plots": plots,
                     "errors": bad,
                 },
@@ -149,8 +188,10 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     else:
         print(f"model: {predictor.files.checkpoint} (stage {predictor.stage or '?'})")
-        for r in results:
+        for r, per in zip(results, fits, strict=True):
             print(r.describe())
+            for fit in per:
+                print(f"  refined {fit.describe()}")
         for path in plots:
             print(f"wrote {path}")
     return EXIT_BAD_INPUT if bad else 0

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from streamal.inference.measurement import Measurement
 from streamal.inference.model_files import ModelFiles, find_model
 from streamal.inference.readers import read_patterns
 from streamal.train.checkpoint import MODEL_FILE
+
+if TYPE_CHECKING:
+    from streamal.simulation.simulator import Simulator
 
 #: What :meth:`Predictor.predict` takes: a file, a measurement, or an array (the values on the
 #: model's grid, or rows ``x, y[, e]``).
@@ -54,6 +57,8 @@ class Prediction:
         sigma_note: How the σ are made, when the model says (one shared variance...).
         pattern: ``(L,)`` the pattern on the model's grid, before the model's normalisation.
         x: ``(L,)`` the grid's points, or ``None``.
+        covered: ``(L,)`` fraction of each grid bin the data cover (0: a filled bin), or
+            ``None`` (not known).
     """
 
     source: str
@@ -68,6 +73,7 @@ class Prediction:
     sigma_note: str | None = None
     pattern: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     x: np.ndarray | None = field(default=None, repr=False)
+    covered: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -103,6 +109,23 @@ class Prediction:
         if self.sigma_note:
             lines.append(f"  σ: {self.sigma_note}")
         return "\n".join(lines)
+
+
+class RefinementResult(Protocol):
+    """One fit :meth:`Predictor.refine` returns (made by the simulator's ``refine`` hook,
+    :meth:`streamal.simulation.simulator.Simulator.refine`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON, with ``"class"``: the class fitted."""
+        ...
+
+    def describe(self) -> str:
+        """One line for a terminal: class, refined parameters ± esd, the fit's quality."""
+        ...
+
+    def plot(self, path: str | Path) -> Path:
+        """Write the fit (observed, calculated, difference) as a PNG; returns its path."""
+        ...
 
 
 def select_patterns(found: list[Measurement], bank: int | str | None) -> list[Measurement]:
@@ -172,6 +195,8 @@ class Predictor:
         from streamal.train.targets import regression_scale
 
         self.files: ModelFiles = find_model(model, stage)
+        self.location = os.fspath(model)
+        self._simulator: Simulator | None = None
         self.min_coverage = min_coverage
         self.fill = fill
         d = self.files.description
@@ -205,6 +230,65 @@ class Predictor:
             ) from None
         self.network.eval()
         self._torch = torch
+
+    @property
+    def simulator(self) -> Simulator:
+        """The simulator the model was trained on (``model.json``'s ``simulator``), built on
+        first use.
+
+        Raises:
+            ModelFilesError: ``model.json`` records none, or it cannot be built from the
+                options recorded.
+            PluginError: The simulator plugin is not installed.
+        """
+        if self._simulator is None:
+            from streamal import plugins
+
+            where = self.files.checkpoint.parent / MODEL_FILE
+            spec = self.files.description.get("simulator")
+            if not isinstance(spec, dict) or not spec.get("name"):
+                raise ModelFilesError(
+                    f"{where}: records no simulator; refining needs the one the model was "
+                    "trained on"
+                )
+            name, options = str(spec["name"]), dict(spec.get("options") or {})
+            cls = plugins.load("simulators", name)
+            try:
+                self._simulator = cls(**options)
+            except Exception as exc:  # a plugin's constructor: name it and what it raised
+                raise ModelFilesError(
+                    f"{where}: the simulator {name!r} cannot be built from its options "
+                    f"{options} ({type(exc).__name__}: {one_line(exc)[:300]})"
+                ) from None
+        return self._simulator
+
+    def refine(self, prediction: Prediction, **options: Any) -> list[RefinementResult]:
+        """Least-squares refinement of ``prediction`` with the training simulator as forward
+        model (its ``refine`` hook; diffraction: the cell ± esd of the most probable class, and
+        of the runner-up when the classifier is unsure).
+
+        Args:
+            prediction: A prediction of this model (its ``pattern`` is on the model's grid,
+                which is the simulator's).
+            **options: The simulator's settings of the fit.
+
+        Returns:
+            The fits, best first.
+
+        Raises:
+            ModelFilesError: No simulator recorded, or it offers no refinement.
+            PluginError: The simulator plugin is not installed.
+            PatternError: This pattern or prediction cannot be refined (names the file).
+        """
+        sim = self.simulator
+        try:
+            fits = sim.refine(prediction.pattern, prediction, **options)
+        except (ValueError, ArithmeticError) as exc:  # ParameterError, a failed fit
+            raise PatternError(f"refinement failed: {one_line(exc)}", prediction.name) from None
+        if fits is None:
+            name = self.files.description["simulator"]["name"]
+            raise ModelFilesError(f"{self.location}: the simulator {name!r} offers no refinement")
+        return list(fits)
 
     @property
     def stage(self) -> str:
@@ -341,6 +425,7 @@ class Predictor:
             sigma_note=self.sigma_note,
             pattern=placed.values,
             x=None if self.grid is None else self.grid.values,
+            covered=placed.covered,
         )
 
 
@@ -383,6 +468,7 @@ __all__ = [
     "PatternLike",
     "Prediction",
     "Predictor",
+    "RefinementResult",
     "plot_prediction",
     "predict",
     "select_patterns",

@@ -101,6 +101,26 @@ class Simulator(ABC):
         """
         return None
 
+    def refine(self, pattern: np.ndarray, prediction: Any, **options: Any) -> list[Any] | None:
+        """Least-squares refinement of a prediction with this simulator as forward model
+        (optional; ``streamal predict --refine``, :meth:`streamal.inference.Predictor.refine`).
+
+        Args:
+            pattern: ``output_shape`` the measured pattern on this simulator's grid.
+            prediction: What a trained model says about it
+                (:class:`streamal.inference.Prediction`: ``probabilities``, ``parameters``).
+            **options: Simulator-specific settings of the fit.
+
+        Returns:
+            ``None`` (the default: not offered), or the fits, best first, each with
+            ``to_dict()`` (plain JSON), ``describe()`` (one line) and ``plot(path)`` (writes a
+            PNG, returns its path).
+
+        Raises:
+            ParameterError: The pattern or the prediction does not fit this simulator.
+        """
+        return None
+
 
 def check_simulator(sim: Simulator, *, n: int = 4, seed: int = 0) -> None:
     """Conformance check every simulator plugin must pass.

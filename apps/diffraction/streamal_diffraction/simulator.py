@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -255,3 +256,81 @@ class TofDiffractionSimulator(Simulator):
         from streamal_diffraction.measurements.axis import tof_axis
 
         return tof_axis(self.instrument, self.grid.points())
+
+    def refine(
+        self, pattern: np.ndarray, prediction: Any, **options: Any
+    ) -> list[RefinedPrediction]:
+        """Rietveld-style refinement of a prediction's cell with this simulator as forward
+        model (:func:`streamal_diffraction.refine.refine_top`): the most probable class, and
+        the runner-up too when the classifier is unsure; best (lowest χ²_red) first.
+
+        Each class starts from the predicted values of its free parameters (the tied ones
+        follow them). Unless ``fitted`` is given, only the grid bins the measured data cover
+        are fitted (``prediction.covered``, when the prediction has it).
+
+        Args:
+            pattern: ``(grid,)`` the pattern on this simulator's grid.
+            prediction: A :class:`streamal.inference.Prediction` (``probabilities``,
+                ``parameters`` ``{name: estimate with .value}``).
+            **options: Those of :func:`~streamal_diffraction.refine.refine_top` (``k``,
+                ``threshold``, ``sigma``, ``background_terms`` …).
+
+        Raises:
+            ParameterError: A class or parameter of the prediction this space lacks, or a
+                pattern not on the grid.
+        """
+        from streamal_diffraction.refine import Candidate, refine_top
+
+        values = {p: float(getattr(e, "value", e)) for p, e in prediction.parameters.items()}
+        starts = []
+        for name, probability in prediction.probabilities.items():
+            k = self.space.class_index(name)
+            free = self.space.classes[k].free
+            missing = [p for p in free if p not in values]
+            if missing:
+                raise ParameterError(
+                    f"the prediction has no {missing[0]!r}; refining {name} needs {list(free)}"
+                )
+            full = self.space.complete(k, np.array([[values[p] for p in free]]))[0]
+            cell = dict(zip(self.space.param_names, full, strict=True))
+            starts.append(Candidate(name, tuple(cell[p] for p in CELL_PARAMS), probability))
+        covered = getattr(prediction, "covered", None)
+        if covered is not None and "fitted" not in options:
+            options["fitted"] = np.asarray(covered) > 0.0
+        fits = refine_top(pattern, starts, simulator=self, **options)
+        return [RefinedPrediction(r) for r in fits]
+
+
+@dataclass(frozen=True)
+class RefinedPrediction:
+    """One refinement as :meth:`TofDiffractionSimulator.refine` returns it: the
+    :class:`~streamal_diffraction.refine.Refinement` with the ``to_dict``, ``describe`` and
+    ``plot`` that ``streamal predict --refine`` uses."""
+
+    refinement: Any  # a streamal_diffraction.refine.Refinement (imported lazily: a cycle)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: :meth:`Refinement.to_dict` (cell and esd, R-factors, GoF …)."""
+        return dict(self.refinement.to_dict())
+
+    def describe(self) -> str:
+        """One line: class (probability), free cell parameters ± esd, zero, R_wp, GoF."""
+        from streamal_diffraction.refine import format_esd
+        from streamal_diffraction.refine.plot import _SYMBOL, _UNIT
+
+        r = self.refinement
+        cell = ", ".join(
+            f"{_SYMBOL[p]} = {format_esd(v, e)}{_UNIT[p]}" for p, (v, e) in r.parameters().items()
+        )
+        prob = "" if r.probability is None else f" (p {r.probability:.3f})"
+        flag = "" if r.converged else ", NOT CONVERGED"
+        return (
+            f"{r.class_name}{prob}: {cell}; zero {format_esd(r.zero_shift, r.zero_shift_esd)} "
+            f"µs, R_wp {r.r_wp:.2f} %, GoF {r.gof:.2f}{flag}"
+        )
+
+    def plot(self, path: str | Path) -> Path:
+        """Write the observed/calculated/difference plot as a PNG; returns its path."""
+        from streamal_diffraction.refine import plot_refinement
+
+        return plot_refinement(self.refinement, path)
