@@ -51,7 +51,7 @@ _TYPICAL = {"length": 1e-2, "angle": 0.5, "zero": 2.0}
 _SCAN_STEP = 0.004
 _SCAN_SPAN = 0.12
 _SCAN_ANGLE = 3.0
-_SCAN_RATIO = 0.02
+_SCAN_RATIO = 0.05
 #: Nearly cubic cells whose twin is refined too (:func:`_twin`): angle from 90° (°), and
 #: relative difference of two lengths.
 _TWIN_ANGLE = 2.0
