@@ -34,7 +34,7 @@ def test_a_failing_rank_fails_the_chunk_with_its_error():
         simulate_chunk_mpi(SIM, json.dumps({"fail_above": 0.3}), classes, params, ranks=2)
 
 
-@pytest.mark.slow  # 50 s; tests/test_multinode_run.py launches MPI trainings by default
+@pytest.mark.slow  # 50 s; the MPI chunk runner is tested directly above
 def test_a_baseline_run_in_mpi_launch_mode(tmp_path):
     from tests.test_run import CONFIG, _run
 
