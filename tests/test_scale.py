@@ -86,6 +86,7 @@ def test_a_study_over_one_and_two_emulated_nodes_runs_resumes_and_reports(tmp_pa
     assert report.returncode == 0 and "streaming" in report.stdout
 
 
+@pytest.mark.slow  # 55 s; campaigns stopping in order: tests/faults/test_stop_signals.py
 def test_a_stop_signal_to_the_study_stops_the_running_campaign_in_order(tmp_path):
     slow = {**STUDY_CONFIG["simulator"], "options": {"delay": 0.3}}
     config, out = _config(tmp_path, simulator=slow), tmp_path / "study"
