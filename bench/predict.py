@@ -2,6 +2,7 @@
 
     python bench/predict.py [--quick | --smoke] [--json] [--seed N] [--out DIR]
                             [--model RUN_DIR] [--keep DIR] [--workers N]
+                            [--variance shared|per_parameter]
 
 Sizes: ``--smoke`` trains a tiny model (300 patterns, 4 epochs) and refines 20 patterns (for
 the tests); ``--quick`` trains 4,500 patterns for 30 epochs and refines 1,000 patterns (500
@@ -44,9 +45,15 @@ truth (a wrong class within those tolerances counts: it is the same cell). Targe
 length MAE ≤ 0.001 Å at the higher count level; ≤ 0.5 s per refinement on one core.
 
 Top-level keys (``class_accuracy``, ``model_mae_A``, ``refined_mae_A``, ``converged_fraction``)
-are at the higher count level; ``by_counts`` has every measure per level. Writes
-``bench/results/predict.json`` and ``predict.png`` (``predict-full``, ``predict-smoke`` for the
-other sizes); with ``--json`` the last stdout line is the result object.
+are at the higher count level; ``by_counts`` has every measure per level.
+``model_sigma_within`` says whether the model's σ are calibrated: the fraction of its errors
+(free parameters) within 1σ and 2σ, on the noise-free held-out patterns and at the higher
+count level (a calibrated Gaussian σ: 0.683, 0.954). ``--variance per_parameter`` trains the
+model with one variance per parameter instead of the paper's shared one.
+
+Writes ``bench/results/predict.json`` and ``predict.png`` (``predict-full``, ``predict-smoke``
+for the other sizes; ``-per-parameter`` appended with ``--variance per_parameter``); with
+``--json`` the last stdout line is the result object.
 """
 
 from __future__ import annotations
@@ -273,11 +280,13 @@ def model_alone(predictor: Predictor, data: dict[str, Any]) -> dict[str, dict[st
                 "class": t,
                 "true": dict(zip(CELL_PARAMS, row.tolist(), strict=True)),
                 "model": {q: e.value for q, e in p.parameters.items()},
+                "model_sigma": {q: e.sigma for q, e in p.parameters.items()},
             }
             for t, row, p in zip(truth, data["params"], preds, strict=True)
         ]
         err = errors(records, "model")
         out[name] = {
+            **calibration(records),
             "class_accuracy": round(
                 float(np.mean([p.predicted_class == t for p, t in zip(preds, truth, strict=True)])),
                 4,
@@ -387,6 +396,7 @@ def refine_all(
                 "model_class": pred.predicted_class,
                 "model_p": pred.probabilities[pred.predicted_class],
                 "model": {p: e.value for p, e in pred.parameters.items()},
+                "model_sigma": {p: e.sigma for p, e in pred.parameters.items()},
                 "refined_class": best["class"],
                 "refined": best["cell"],
                 "refined_zero_us": best["zero_shift_us"],
@@ -413,6 +423,31 @@ def errors(records: list[dict], which: str) -> dict[str, np.ndarray]:
         if r["class"] == "trigonal":
             out["alpha"].append(abs(est["alpha"] - r["true"]["alpha"]))
     return {p: np.array(v) for p, v in out.items()}
+
+
+def calibration(records: list[dict]) -> dict[str, Any]:
+    """How often the model's errors of the free parameters are within 1σ and 2σ of its own
+    σ (a calibrated Gaussian σ: 0.683 and 0.954), pooled and per parameter."""
+    z: dict[str, list[float]] = {"a": [], "c": [], "alpha": []}
+    for r in records:
+        free = {"a"} | {"tetragonal": {"c"}, "trigonal": {"alpha"}}.get(r["class"], set())
+        for q in free:
+            sigma = r["model_sigma"][q]
+            z[q].append(abs(r["model"][q] - r["true"][q]) / sigma if sigma > 0 else np.inf)
+    pooled = np.concatenate([np.array(v) for v in z.values()])
+
+    def within(values: np.ndarray) -> dict[str, float | None]:
+        if not len(values):
+            return {"1sigma": None, "2sigma": None}
+        return {
+            "1sigma": round(float(np.mean(values <= 1)), 4),
+            "2sigma": round(float(np.mean(values <= 2)), 4),
+        }
+
+    return {
+        "within": within(pooled),
+        "within_by_parameter": {q: within(np.array(v)) for q, v in z.items()},
+    }
 
 
 def true_cell(r: dict) -> bool:
@@ -457,6 +492,7 @@ def summarise(records: list[dict]) -> dict[str, Any]:
     out["refined_zero_mae_us"] = _mean(
         np.array([abs(r["refined_zero_us"] - r["zero_us"]) for r in records])
     )
+    out["model_sigma_calibration"] = calibration(records)
     out["converged_fraction"] = round(float(np.mean([true_cell(r) for r in records])), 4)
     out["optimiser_converged_fraction"] = round(
         float(np.mean([r["optimiser_converged"] for r in records])), 4
@@ -481,6 +517,12 @@ def main() -> None:
     p.add_argument("--model", help="use this trained run (or checkpoint) instead of training")
     p.add_argument("--keep", help="keep the training's run directory under this folder")
     p.add_argument(
+        "--variance",
+        choices=("shared", "per_parameter"),
+        default="shared",
+        help="the model's variance head (diffraction-cnn option `variance`)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=0,
@@ -489,6 +531,7 @@ def main() -> None:
     args = p.parse_args()
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = SIZES[mode]
+    sizes = replace(sizes, model={**sizes.model, "variance": args.variance})
     if args.out:
         _common.RESULTS = Path(args.out)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
@@ -526,6 +569,7 @@ def main() -> None:
     result = {
         "mode": mode,
         "quick": args.quick,
+        "variance": args.variance,
         "seed": args.seed,
         "class_accuracy": high["class_accuracy"],
         "class_accuracy_refined": high["class_accuracy_refined"],
@@ -533,6 +577,11 @@ def main() -> None:
         "refined_mae_A": high["refined_mae_A"],
         "seconds_per_refinement": round(seconds, 4),
         "converged_fraction": high["converged_fraction"],
+        "model_sigma_within": {
+            "noise-free": alone["none"]["within"],
+            f"{COUNTS[-1]:g} counts": high["model_sigma_calibration"]["within"],
+            "gaussian": {"1sigma": 0.6827, "2sigma": 0.9545},
+        },
         "targets": {
             f"refined_mae_A <= {TARGET_MAE_A} at {COUNTS[-1]:g} counts": bool(
                 high["refined_mae_A"] is not None and high["refined_mae_A"] <= TARGET_MAE_A
@@ -561,6 +610,8 @@ def main() -> None:
         },
     }
     name = {"quick": "predict", "full": "predict-full", "smoke": "predict-smoke"}[mode]
+    if args.variance != "shared":
+        name += "-per-parameter"
     _plot(records, example, result, _common.RESULTS / f"{name}.png")
     if not args.json:
         for target, met in result["targets"].items():

@@ -99,7 +99,14 @@ def test_model_json_describes_the_checkpoint(run_dir: Path) -> None:
     d = json.loads((stage / MODEL_FILE).read_text())
     assert d["format"] == "streamal-model" and d["format_version"] == 1
     assert d["streamal_version"] and d["stage"] == "T0" and d["checkpoint"] == "best.pt"
-    assert d["model"] == {"name": "generic-mlp", "options": {"hidden": [32]}}
+    # Every option, defaults filled in: a later change of a default cannot change how it reads.
+    from streamal.train.generic import GenericMlp
+
+    assert d["model"] == {
+        "name": "generic-mlp",
+        "options": GenericMlp.Options(hidden=[32]).model_dump(mode="json"),
+    }
+    assert d["model"]["options"]["hidden"] == [32] and len(d["model"]["options"]) > 1
     assert d["space"] == PeaksSimulator().space.to_dict()
     assert d["targets"]["names"] == ["centre", "width"]
     assert d["input"]["shape"] == [64] and d["input"]["axis"] == AXIS

@@ -123,6 +123,15 @@ def input_encoding(plugin: ModelPlugin) -> str:
     return " ".join(doc.split("\n\n")[0].split()) or "not described"
 
 
+def resolved_options(plugin: ModelPlugin, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The plugin's options with its defaults filled in (so a later change of a default
+    does not change how a saved model is read), else the options given."""
+    options = getattr(plugin, "options", None)
+    if hasattr(options, "model_dump"):
+        return dict(options.model_dump(mode="json"))
+    return dict(given)
+
+
 def model_description(
     spec: TrainSpec,
     plugin: ModelPlugin,
@@ -155,7 +164,7 @@ def model_description(
         "checkpoint": "best.pt",
         "stage": spec.stage,
         "epoch": int(epoch),
-        "model": {"name": spec.model, "options": dict(spec.model_options)},
+        "model": {"name": spec.model, "options": resolved_options(plugin, spec.model_options)},
         "space": dict(spec.space),
         "targets": {
             "names": list(names),

@@ -12,6 +12,10 @@ Loss = cross-entropy + mean(‖y − ŷ‖² / σ² + log σ²) (the paper's het
 with one σ² shared by the targets; with ``variance: per_parameter`` the same term per target,
 mean over the batch of ``Σ_j ((y_j − ŷ_j)² / σ_j² + log σ_j²)``.
 
+Inputs: each pattern less its smooth background (SNIP through pybaselines, option
+``background``; a measured pattern's background then does not move the pattern the network
+sees, while a simulated one, which has none, is left as it is), then min-max scaled to [0, 1].
+
 Targets: every parameter that is free in some class in play, scaled by the union of its
 range over those classes, ``y = (x − low) / (high − low)``
 (:func:`streamal.train.targets.regression_scale`). For the paper's three classes with
@@ -63,6 +67,31 @@ class CnnOptions(PluginOptions):
         description="the regression head's log σ²: one shared by every target (the paper's), "
         "or one per target (Eqn 6 per parameter; predict() then gives each its own σ)",
     )
+    background: Literal["snip", "none"] = Field(
+        "snip",
+        description="smooth background removed from each pattern before scaling: 'snip' "
+        "(pybaselines' SNIP, half-window background_window points; a measured pattern's "
+        "background then costs the model nothing) or 'none' (min-max scaling only)",
+    )
+    background_window: int = Field(
+        20,
+        ge=2,
+        description="SNIP's largest half-window (grid points): wider than a peak, narrower "
+        "than the background's slowest wiggle",
+    )
+
+
+def remove_background(patterns: np.ndarray, half_window: int) -> np.ndarray:
+    """``patterns`` ``(..., L)`` less each one's SNIP baseline (pybaselines'
+    ``Baseline.snip``, decreasing windows up to ``half_window`` points), as float32."""
+    from pybaselines import Baseline
+
+    rows = np.asarray(patterns, dtype=np.float64).reshape(-1, patterns.shape[-1])
+    fitter = Baseline(x_data=np.arange(rows.shape[-1], dtype=np.float64))
+    out = np.empty_like(rows)
+    for i, row in enumerate(rows):
+        out[i] = row - fitter.snip(row, max_half_window=half_window, decreasing=True)[0]
+    return out.reshape(patterns.shape).astype(np.float32)
 
 
 class DiffractionCnn(ModelPlugin):
@@ -72,7 +101,6 @@ class DiffractionCnn(ModelPlugin):
     Options = CnnOptions
     uncertainties = frozenset({"variance", "entropy"})
     options: CnnOptions
-    input_encoding = "each pattern min-max scaled to [0, 1]: (y − min y) / (max y − min y)"
 
     def __init__(self, space: ParameterSpace, input_shape, **options: Any) -> None:
         super().__init__(space, input_shape, **options)
@@ -133,9 +161,23 @@ class DiffractionCnn(ModelPlugin):
 
         return Net()
 
+    @property
+    def input_encoding(self) -> str:
+        """How :meth:`encode_inputs` normalises a pattern, in words (``model.json``)."""
+        scaled = "min-max scaled to [0, 1]: (y − min y) / (max y − min y)"
+        if self.options.background == "none":
+            return f"each pattern {scaled}"
+        return (
+            f"each pattern's SNIP background (half-window {self.options.background_window} "
+            f"points) subtracted, then {scaled}"
+        )
+
     def encode_inputs(self, inputs: np.ndarray) -> np.ndarray:
-        """Each pattern min-max scaled to [0, 1]."""
+        """Each pattern's smooth background removed (option ``background``), then min-max
+        scaled to [0, 1]."""
         x = np.asarray(inputs, dtype=np.float32)
+        if self.options.background == "snip":
+            x = remove_background(x, self.options.background_window)
         lo = x.min(axis=-1, keepdims=True)
         span = x.max(axis=-1, keepdims=True) - lo
         return (x - lo) / np.where(span > 0, span, 1.0)

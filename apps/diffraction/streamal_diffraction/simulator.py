@@ -282,6 +282,7 @@ class TofDiffractionSimulator(Simulator):
         from streamal_diffraction.refine import Candidate, refine_top
 
         values = {p: float(getattr(e, "value", e)) for p, e in prediction.parameters.items()}
+        sigmas = {p: float(getattr(e, "sigma", 0.0)) for p, e in prediction.parameters.items()}
         starts = []
         for name, probability in prediction.probabilities.items():
             k = self.space.class_index(name)
@@ -293,7 +294,7 @@ class TofDiffractionSimulator(Simulator):
                 )
             full = self.space.complete(k, np.array([[values[p] for p in free]]))[0]
             cell = dict(zip(self.space.param_names, full, strict=True))
-            starts.append(Candidate(name, tuple(cell[p] for p in CELL_PARAMS), probability))
+            starts.append(Candidate(name, tuple(cell[p] for p in CELL_PARAMS), probability, sigmas))
         covered = getattr(prediction, "covered", None)
         if covered is not None and "fitted" not in options:
             options["fitted"] = np.asarray(covered) > 0.0

@@ -72,3 +72,26 @@ def test_metric_names_keep_the_units_of_the_cell_parameters() -> None:
     assert {f"mae_{p}_A" for p in "abc"} | {
         f"mae_{p}_deg" for p in ("alpha", "beta", "gamma")
     } <= names
+
+
+def test_a_smooth_background_does_not_change_the_encoded_pattern(profiles: np.ndarray) -> None:
+    """A measured pattern's background (a level with a slow cubic wiggle, 2–20 % of the
+    strongest peak) is removed before scaling: the network sees what it was trained on."""
+    space = parameter_space("e1")
+    cnn = DiffractionCnn(space, profiles.shape[1:])
+    plain = DiffractionCnn(space, profiles.shape[1:], background="none")
+    x = np.linspace(-1.0, 1.0, profiles.shape[-1])
+    peaks = profiles / profiles.max(axis=-1, keepdims=True)
+    rng = np.random.default_rng(2)
+    level = rng.uniform(0.02, 0.2, (len(peaks), 1))
+    background = level * np.polynomial.chebyshev.chebval(x, [1.0, 0.3, -0.2, 0.25])
+    clean, measured = cnn.encode_inputs(peaks), cnn.encode_inputs(peaks + background)
+    assert np.abs(measured - clean).mean() < 2e-3
+    assert np.abs(measured - clean).max() < 0.05
+    # Without the removal the background shifts the pattern the network sees.
+    assert (
+        np.abs(plain.encode_inputs(peaks + background) - plain.encode_inputs(peaks)).mean() > 2e-2
+    )
+    # Noise-free simulated patterns (no background) are left as min-max scaling leaves them.
+    assert np.abs(clean - plain.encode_inputs(peaks)).mean() < 1e-3
+    assert "SNIP" in cnn.input_encoding and "SNIP" not in plain.input_encoding

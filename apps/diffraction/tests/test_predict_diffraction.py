@@ -93,7 +93,11 @@ def test_model_json_has_the_tof_grid_and_the_simulator(run_dir: Path, sim) -> No
     d = json.loads((run_dir / "checkpoints" / "T0" / MODEL_FILE).read_text())
     assert d["input"]["axis"] == sim.input_axis()
     assert d["simulator"] == {"name": "diffraction-tof", "options": {"preset": "e1"}}
-    assert d["input"]["encoding"].startswith("each pattern min-max scaled to [0, 1]")
+    assert d["input"]["encoding"].startswith("each pattern's SNIP background (half-window 20")
+    assert d["input"]["encoding"].endswith(
+        "min-max scaled to [0, 1]: (y − min y) / (max y − min y)"
+    )
+    assert d["model"]["options"]["background"] == "snip"  # the defaults recorded too
     assert d["output"]["sigma"] == SHARED_NOTE and d["metrics"]["test"]["accuracy"] >= 0
     assert d["targets"]["names"] == ["a", "c", "alpha"] and d["targets"]["units"][0] == "Å"
 

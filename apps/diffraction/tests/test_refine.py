@@ -142,6 +142,42 @@ def test_starts_off_by_typical_model_errors_converge(sim: TofDiffractionSimulato
     assert found == tried
 
 
+@pytest.mark.parametrize(
+    ("class_name", "truth", "start", "sigma"),
+    [
+        ("trigonal", [3.95, 61.0], [3.93, 80.0], {"a": 0.3, "alpha": 19.0}),  # α 19° off
+        ("trigonal", [3.85, 116.0], [3.96, 101.5], {"a": 0.26, "alpha": 15.7}),  # both off
+        ("cubic", [3.9], [4.05], {"a": 0.1}),  # 3.8 % off: beyond the default dilation
+    ],
+)
+def test_an_uncertain_start_far_off_is_found_within_its_sigma(
+    sim: TofDiffractionSimulator,
+    class_name: str,
+    truth: list[float],
+    start: list[float],
+    sigma: dict[str, float],
+) -> None:
+    """Predictions the model itself calls uncertain (large σ) and that are that far off: the
+    default scan misses the cell; one that reaches 2.5 σ finds it."""
+    y, _ = counts(sim, class_name, truth)
+    model = ClassPattern(sim, class_name)
+    true_cell = model.cell(truth)
+
+    def error(result) -> np.ndarray:
+        return np.abs(np.array(result.cell) - true_cell)
+
+    missed = refine(y, class_name, model.cell(start), simulator=sim)
+    assert error(missed)[:3].max() > 1e-2 or error(missed)[3:].max() > 0.5
+    found = refine(y, class_name, model.cell(start), simulator=sim, start_sigma=sigma)
+    assert found.converged, found.message
+    assert error(found)[:3].max() < 1e-3 and error(found)[3:].max() < 0.05
+    # Candidates carry the σ of a prediction to the refinement.
+    (top,) = refine_top(
+        y, [Candidate(class_name, tuple(model.cell(start)), 1.0, sigma)], simulator=sim
+    )
+    assert error(top)[:3].max() < 1e-3
+
+
 def test_wrong_class_fits_clearly_worse(sim: TofDiffractionSimulator) -> None:
     y, _ = counts(sim, "tetragonal", [3.99, 4.04])
     right = refine(y, "tetragonal", [4.0, 4.0, 4.03, 90, 90, 90], simulator=sim)

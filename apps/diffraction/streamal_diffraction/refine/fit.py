@@ -25,7 +25,7 @@ from the final Jacobian in every parameter: ``cov = (JᵀJ)⁻¹·χ²_red``.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -71,6 +71,9 @@ _MIN_DETERMINANT = 1e-4
 _RUNNER_UP = 8
 #: ``least_squares`` tolerances (x, f and gradient).
 _TOLERANCE = 1e-8
+#: With the start's uncertainties (``start_sigma``), the scan and the box reach at least this
+#: many σ from the start.
+SCAN_SIGMAS = 2.5
 
 
 @dataclass(frozen=True)
@@ -272,14 +275,15 @@ class _Problem:
 
 
 def _shape_grid(
-    model: ClassPattern, kinds: list[str], start: np.ndarray
+    model: ClassPattern, kinds: list[str], start: np.ndarray, reach: np.ndarray
 ) -> tuple[int, float, float] | None:
     """``(index, span, step)`` of the class's one shape parameter: the angle (one length and
     one angle) or the second length (two lengths); ``None`` for a class with no or several.
 
     The step moves the most sensitive peak by :data:`_SCAN_STEP` in ``ln d`` (a fraction of
     a peak width on the log-spaced grid) and the span by at most :data:`_SCAN_SPAN`, within
-    :data:`_SCAN_ANGLE` degrees or :data:`_SCAN_RATIO` of the length.
+    :data:`_SCAN_ANGLE` degrees or :data:`_SCAN_RATIO` of the length — or farther, up to the
+    parameter's ``reach`` (:data:`SCAN_SIGMAS` times its start's σ), when that is larger.
     """
     lengths = [i for i, k in enumerate(kinds) if k == "length"]
     angles = [i for i, k in enumerate(kinds) if k == "angle"]
@@ -292,7 +296,7 @@ def _shape_grid(
     rate = model.shift_rate(start, i, probe)
     if not rate > 0.0:
         return None
-    return i, min(limit, _SCAN_SPAN / rate), _SCAN_STEP / rate
+    return i, max(min(limit, _SCAN_SPAN / rate), float(reach[i])), _SCAN_STEP / rate
 
 
 def _offsets(start: np.ndarray, i: int, span: float, step: float) -> list[np.ndarray]:
@@ -306,20 +310,24 @@ def _offsets(start: np.ndarray, i: int, span: float, step: float) -> list[np.nda
     return out
 
 
-def _scan(problem: _Problem, start: np.ndarray, zero: float, starts: int) -> list[np.ndarray]:
+def _scan(
+    problem: _Problem, start: np.ndarray, zero: float, starts: int, reach: np.ndarray
+) -> list[np.ndarray]:
     """Up to ``starts`` starting cells (free values), best first: local maxima over a grid of
     the shape parameter of the correlation between observed and calculated patterns, each at
     its best dilation of the cell.
 
     A dilation of the cell by ``s`` moves every peak by ``ln s`` in ``ln ToF`` (exactly but for
     ``Zero`` and ``difA``), i.e. by a constant number of points of the log-spaced grid, so one
-    pattern per shape and a cross-correlation give the best dilation of that shape.
+    pattern per shape and a cross-correlation give the best dilation of that shape (within
+    :data:`_MAX_DILATION`, or the lengths' ``reach`` where that is larger).
     """
     model = problem.model
     log_step = model.grid.log_step
-    lags = int(np.ceil(np.log1p(_MAX_DILATION) / log_step))
     kinds = problem.kinds[: len(start)]
     lengths = np.array([k == "length" for k in kinds])
+    dilation = max(_MAX_DILATION, *(reach[lengths] / start[lengths]))
+    lags = int(np.ceil(np.log1p(dilation) / log_step))
     obs = np.where(problem.fitted, problem.observed, 0.0)
     obs = np.where(problem.fitted, obs - gaussian_filter1d(obs, _HIGH_PASS), 0.0)
     obs /= np.linalg.norm(obs) or 1.0
@@ -344,7 +352,7 @@ def _scan(problem: _Problem, start: np.ndarray, zero: float, starts: int) -> lis
         out[lengths] *= np.exp(shift * log_step)
         return float(corr[k]), out
 
-    shape = _shape_grid(model, kinds, start)
+    shape = _shape_grid(model, kinds, start, reach)
     if shape is None:
         return [dilated(start)[1]]
     i, span, step = shape
@@ -414,18 +422,22 @@ def _minimise(
 
 
 def _bounds(
-    model: ClassPattern, kinds: list[str], start: np.ndarray
+    model: ClassPattern, kinds: list[str], start: np.ndarray, reach: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Box of the nonlinear parameters around ``start``: lengths ±10 %, angles ±15° inside
-    the range where the cell stays a cell (e.g. trigonal α < 120°), zero ±100 µs."""
+    """Box of the nonlinear parameters around ``start``: lengths ±10 %, angles ±15° (or
+    ±1.5 ``reach`` where that is wider) inside the range where the cell stays a cell (e.g.
+    trigonal α < 120°), zero ±100 µs."""
     low, high = np.empty(len(start)), np.empty(len(start))
     n_free = len(model.free)
     for i, (kind, x) in enumerate(zip(kinds, start, strict=True)):
+        wide = 1.5 * float(reach[i]) if i < n_free else 0.0
         if kind == "length":
-            low[i], high[i] = x * (1.0 - _LENGTH_RANGE), x * (1.0 + _LENGTH_RANGE)
+            d = max(x * _LENGTH_RANGE, wide)
+            low[i], high[i] = max(x - d, 0.5 * x), x + d
         elif kind == "angle":
-            low[i] = _valid_limit(model, start[:n_free], i, max(1.0, x - _ANGLE_RANGE))
-            high[i] = _valid_limit(model, start[:n_free], i, min(179.0, x + _ANGLE_RANGE))
+            d = max(_ANGLE_RANGE, wide)
+            low[i] = _valid_limit(model, start[:n_free], i, max(1.0, x - d))
+            high[i] = _valid_limit(model, start[:n_free], i, min(179.0, x + d))
         else:
             low[i], high[i] = x - _ZERO_RANGE, x + _ZERO_RANGE
     return low, high
@@ -478,6 +490,7 @@ def refine(
     background_terms: int = 5,
     zero_shift: float = 0.0,
     refine_zero: bool = True,
+    start_sigma: Mapping[str, float] | None = None,
     scan: bool = True,
     runner_up: bool = True,
     max_evaluations: int = 100,
@@ -499,6 +512,9 @@ def refine(
         background_terms: Chebyshev terms of the background (1–12).
         zero_shift: Zero shift (µs) to start from (or to keep, with ``refine_zero=False``).
         refine_zero: Whether the zero shift is refined.
+        start_sigma: Uncertainties of the start's free parameters (e.g. the model's σ, by
+            parameter name): the scan and the box then reach at least :data:`SCAN_SIGMAS`
+            σ from the start, so an uncertain prediction far off is still found.
         scan: Whether to scan the shape and dilation of the cell first (see the module
             docstring); without it the fit starts from ``cell`` itself.
         runner_up: Whether a second start is refined after the scan's best (the twin of a
@@ -539,8 +555,12 @@ def refine(
         raise ParameterError(f"{int(mask.sum())} points to fit; need more than {n_par}")
 
     problem = _Problem(model, y, err, mask, background_terms, refine_zero, zero_shift)
-    low, high = _bounds(model, problem.kinds, theta)
-    firsts = _scan(problem, start, zero_shift, 2 if runner_up else 1) if scan else [start]
+    sigmas = dict(start_sigma or {})
+    reach = np.array([SCAN_SIGMAS * abs(float(sigmas.get(q, 0.0))) for q in model.free])
+    reach = np.where(np.isfinite(reach), reach, 0.0)
+    low, high = _bounds(model, problem.kinds, theta, reach)
+    starts = 2 if runner_up else 1
+    firsts = _scan(problem, start, zero_shift, starts, reach) if scan else [start]
     theta[: len(start)] = firsts[0]
     best = _minimise(problem, theta, low, high, max_evaluations)
     # A nearly cubic cell's twin stands in for the scan's runner-up (the twin is the usual
@@ -657,11 +677,15 @@ class Candidate:
         class_name: The class.
         cell: ``(a, b, c, α, β, γ)`` (Å, °); projected onto the class when refined.
         probability: The classifier's probability of the class.
+        sigma: Uncertainties of the cell parameters by name (e.g. the model's σ), which widen
+            the refinement's scan (:func:`refine`'s ``start_sigma``); empty: the default
+            scan.
     """
 
     class_name: str
     cell: tuple[float, ...]
     probability: float = 1.0
+    sigma: Mapping[str, float] = field(default_factory=dict)
 
 
 def candidates(prediction: Any) -> list[Candidate]:
@@ -675,8 +699,9 @@ def candidates(prediction: Any) -> list[Candidate]:
         raise ParameterError(
             f"the prediction has no {e.args[0]!r}; refining needs all of {list(CELL_PARAMS)}"
         ) from None
+    sigma = {q: float(getattr(params[q], "sigma", 0.0)) for q in CELL_PARAMS}
     ranked = sorted(prediction.probabilities.items(), key=lambda kv: -kv[1])
-    return [Candidate(name, cell, float(p)) for name, p in ranked]
+    return [Candidate(name, cell, float(p), sigma) for name, p in ranked]
 
 
 def refine_top(
@@ -709,7 +734,13 @@ def refine_top(
     sim = simulator or default_simulator()
     out = [
         replace(
-            refine(pattern, c.class_name, c.cell, simulator=sim, **options),
+            refine(
+                pattern,
+                c.class_name,
+                c.cell,
+                simulator=sim,
+                **({"start_sigma": c.sigma} | options),
+            ),
             probability=c.probability,
         )
         for c in chosen
