@@ -246,10 +246,7 @@ class ProfileTable:
             strides=(buf.strides[0], width * item, -(width - 1) * item),
             writeable=False,
         )
-        out = diag[:, :, 0].copy()
-        for k in range(1, width):
-            out += diag[:, :, k]
-        return out
+        return np.add.reduce(diag, axis=2, dtype=np.float32)
 
 
 @lru_cache(maxsize=4)

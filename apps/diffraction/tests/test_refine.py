@@ -158,7 +158,7 @@ def test_an_uncertain_start_far_off_is_found_within_its_sigma(
     sigma: dict[str, float],
 ) -> None:
     """Predictions the model itself calls uncertain (large σ) and that are that far off: the
-    default scan misses the cell; one that reaches 2.5 σ finds it."""
+    default scan misses the cell; one that reaches 3.5 σ finds it."""
     y, _ = counts(sim, class_name, truth)
     model = ClassPattern(sim, class_name)
     true_cell = model.cell(truth)
@@ -176,6 +176,21 @@ def test_an_uncertain_start_far_off_is_found_within_its_sigma(
         y, [Candidate(class_name, tuple(model.cell(start)), 1.0, sigma)], simulator=sim
     )
     assert error(top)[:3].max() < 1e-3
+
+
+def test_a_scan_wider_than_the_cells_there_are_stays_among_cells(
+    sim: TofDiffractionSimulator,
+) -> None:
+    """A σ of 40° from α = 62° would scan α below 0° (where cos α, hence the metric, looks
+    valid again): the scan keeps inside the refinement's box and finds the cell."""
+    truth = [3.95, 61.0]
+    y, _ = counts(sim, "trigonal", truth)
+    model = ClassPattern(sim, "trigonal")
+    result = refine(
+        y, "trigonal", model.cell([3.97, 62.0]), simulator=sim, start_sigma={"alpha": 40.0}
+    )
+    error = np.abs(np.array(result.cell) - model.cell(truth))
+    assert result.converged and error[:3].max() < 1e-3 and error[3:].max() < 0.05
 
 
 def test_wrong_class_fits_clearly_worse(sim: TofDiffractionSimulator) -> None:

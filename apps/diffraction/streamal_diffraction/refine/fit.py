@@ -73,7 +73,7 @@ _RUNNER_UP = 8
 _TOLERANCE = 1e-8
 #: With the start's uncertainties (``start_sigma``), the scan and the box reach at least this
 #: many σ from the start.
-SCAN_SIGMAS = 2.5
+SCAN_SIGMAS = 3.5
 
 
 @dataclass(frozen=True)
@@ -276,14 +276,17 @@ class _Problem:
 
 def _shape_grid(
     model: ClassPattern, kinds: list[str], start: np.ndarray, reach: np.ndarray
-) -> tuple[int, float, float] | None:
-    """``(index, span, step)`` of the class's one shape parameter: the angle (one length and
-    one angle) or the second length (two lengths); ``None`` for a class with no or several.
+) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """``(index, values, steps)`` of the scan of the class's one shape parameter: the angle
+    (one length and one angle) or the second length (two lengths); ``None`` for a class with
+    no or several.
 
-    The step moves the most sensitive peak by :data:`_SCAN_STEP` in ``ln d`` (a fraction of
-    a peak width on the log-spaced grid) and the span by at most :data:`_SCAN_SPAN`, within
+    A step moves the most sensitive peak by :data:`_SCAN_STEP` in ``ln d`` (a fraction of a
+    peak width on the log-spaced grid) and the span by at most :data:`_SCAN_SPAN`, within
     :data:`_SCAN_ANGLE` degrees or :data:`_SCAN_RATIO` of the length — or farther, up to the
-    parameter's ``reach`` (:data:`SCAN_SIGMAS` times its start's σ), when that is larger.
+    parameter's ``reach`` (:data:`SCAN_SIGMAS` times its start's σ), when that is larger. A
+    scan that far follows how fast the peaks move along the way (:func:`_walk`): a trigonal
+    α near 120° moves them many times faster than near 90°.
     """
     lengths = [i for i, k in enumerate(kinds) if k == "length"]
     angles = [i for i, k in enumerate(kinds) if k == "angle"]
@@ -296,22 +299,82 @@ def _shape_grid(
     rate = model.shift_rate(start, i, probe)
     if not rate > 0.0:
         return None
-    return i, max(min(limit, _SCAN_SPAN / rate), float(reach[i])), _SCAN_STEP / rate
+    step = _SCAN_STEP / rate
+    span = min(limit, _SCAN_SPAN / rate)
+    if reach[i] <= span:
+        n = int(np.floor(span / step + 1e-9))
+        values = start[i] + step * np.arange(-n, n + 1)
+        return i, values, np.full(len(values), step)
+    values, steps = _walk(model, start, i, float(reach[i]), probe)
+    return i, values, steps
 
 
-def _offsets(start: np.ndarray, i: int, span: float, step: float) -> list[np.ndarray]:
-    """``start`` with parameter ``i`` moved by ``-span … span`` in steps of ``step``."""
-    n = int(np.floor(span / step + 1e-9))
-    out = []
-    for k in range(-n, n + 1):
+#: A scan of more shapes than this goes coarse first (:func:`_scan`): every ``_COARSE``-th
+#: shape on patterns blurred by ``_COARSE_BLUR`` points, then every shape near the best
+#: ``starts + _COARSE_EXTRA`` of those.
+_COARSE_ABOVE = 30
+_COARSE = 3
+_COARSE_BLUR = 4.0
+_COARSE_EXTRA = 2
+#: Points at which :func:`_walk` measures how fast the shape parameter moves the peaks.
+_WALK_ANCHORS = 13
+
+
+def _walk(
+    model: ClassPattern, start: np.ndarray, i: int, span: float, probe: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Values of parameter ``i`` from ``start[i] − span`` to ``start[i] + span`` (cells that
+    are cells only) and their steps, each step moving the peaks by :data:`_SCAN_STEP` in
+    ``ln d`` at the faster of the two nearest of :data:`_WALK_ANCHORS` measured rates."""
+    anchors = np.linspace(start[i] - span, start[i] + span, _WALK_ANCHORS)
+    rates = np.full(len(anchors), np.nan)
+    for k, x in enumerate(anchors):
         cand = start.copy()
-        cand[i] += k * step
+        cand[i] = x
+        if x > 0.0 and reduced_determinant(model.cell(cand))[0] >= _MIN_DETERMINANT:
+            rates[k] = model.shift_rate(cand, i, probe)
+    valid = np.isfinite(rates) & (rates > 0.0)
+    if not valid.any():
+        return np.array([start[i]]), np.array([_SCAN_STEP])
+    fastest = float(rates[valid].max())
+    rates = np.where(valid, rates, fastest)  # beyond the valid cells: as fast as anywhere
+    gap = anchors[1] - anchors[0]
+
+    def step_at(x: float) -> float:
+        k = int(np.clip((x - anchors[0]) // gap, 0, len(anchors) - 2))
+        return _SCAN_STEP / max(rates[k], rates[k + 1])
+
+    values, steps = [float(start[i])], [step_at(float(start[i]))]
+    for sign in (1.0, -1.0):
+        x = float(start[i])
+        while True:
+            h = step_at(x)
+            x += sign * h
+            if abs(x - start[i]) > span:
+                break
+            values.append(x)
+            steps.append(h)
+    order = np.argsort(values)
+    return np.array(values)[order], np.array(steps)[order]
+
+
+def _offsets(start: np.ndarray, i: int, values: np.ndarray) -> list[np.ndarray]:
+    """``start`` with parameter ``i`` set to each of ``values``."""
+    out = []
+    for v in values:
+        cand = start.copy()
+        cand[i] = v
         out.append(cand)
     return out
 
 
 def _scan(
-    problem: _Problem, start: np.ndarray, zero: float, starts: int, reach: np.ndarray
+    problem: _Problem,
+    start: np.ndarray,
+    zero: float,
+    starts: int,
+    reach: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray],
 ) -> list[np.ndarray]:
     """Up to ``starts`` starting cells (free values), best first: local maxima over a grid of
     the shape parameter of the correlation between observed and calculated patterns, each at
@@ -320,7 +383,8 @@ def _scan(
     A dilation of the cell by ``s`` moves every peak by ``ln s`` in ``ln ToF`` (exactly but for
     ``Zero`` and ``difA``), i.e. by a constant number of points of the log-spaced grid, so one
     pattern per shape and a cross-correlation give the best dilation of that shape (within
-    :data:`_MAX_DILATION`, or the lengths' ``reach`` where that is larger).
+    :data:`_MAX_DILATION`, or the lengths' ``reach`` where that is larger). Shapes outside
+    the refinement's ``box`` (low, high) are not scanned.
     """
     model = problem.model
     log_step = model.grid.log_step
@@ -331,17 +395,23 @@ def _scan(
     obs = np.where(problem.fitted, problem.observed, 0.0)
     obs = np.where(problem.fitted, obs - gaussian_filter1d(obs, _HIGH_PASS), 0.0)
     obs /= np.linalg.norm(obs) or 1.0
+    blurred = gaussian_filter1d(obs, _COARSE_BLUR)
+    blurred /= np.linalg.norm(blurred) or 1.0
 
-    def dilated(cand: np.ndarray) -> tuple[float, np.ndarray]:
-        """Correlation at the best dilation, and the dilated cell."""
+    def dilated(cand: np.ndarray, coarse: bool = False) -> tuple[float, np.ndarray]:
+        """Correlation at the best dilation, and the dilated cell (``coarse``: of the
+        blurred patterns)."""
         if reduced_determinant(model.cell(cand))[0] < _MIN_DETERMINANT:
             return -np.inf, cand  # not a cell (e.g. a trigonal α scanned to 120°)
         f = model.pattern(cand, zero)
         problem.n_evaluations += 1
         f = f - gaussian_filter1d(f, _HIGH_PASS)
+        if coarse:
+            f = gaussian_filter1d(f, _COARSE_BLUR)
         f /= np.linalg.norm(f) or 1.0
         # corr[lags + k] = Σ obs[i]·f[i − k]: the calculated pattern moved right by k points.
-        corr = correlate(obs, f, mode="full", method="fft")[len(f) - 1 - lags : len(f) + lags]
+        target = blurred if coarse else obs
+        corr = correlate(target, f, mode="full", method="fft")[len(f) - 1 - lags : len(f) + lags]
         k = int(np.argmax(corr))
         shift = float(k - lags)
         if 0 < k < len(corr) - 1:  # vertex of the parabola through the peak and neighbours
@@ -355,15 +425,35 @@ def _scan(
     shape = _shape_grid(model, kinds, start, reach)
     if shape is None:
         return [dilated(start)[1]]
-    i, span, step = shape
-    grid = _offsets(start, i, span, step)
-    scored = [dilated(cand) for cand in grid]
-    score = np.array([s for s, _ in scored])
+    i, values, steps = shape
+    inside = (values >= box[0][i]) & (values <= box[1][i])
+    values, steps = values[inside], steps[inside]
+    if not len(values):
+        return [dilated(start)[1]]
+    grid = _offsets(start, i, values)
+    score = np.full(len(grid), -np.inf)
+    if len(grid) > _COARSE_ABOVE:
+        # A long scan: every _COARSE-th shape on blurred patterns first, then every shape
+        # near the best of those.
+        coarse = np.arange(0, len(grid), _COARSE)
+        rough = np.array([dilated(grid[j], coarse=True)[0] for j in coarse])
+        padded = np.concatenate([[-np.inf], rough, [-np.inf]])
+        tops = np.flatnonzero((rough >= padded[:-2]) & (rough >= padded[2:]) & np.isfinite(rough))
+        near = {
+            j
+            for t in coarse[tops[np.argsort(-rough[tops])][: starts + _COARSE_EXTRA]]
+            for j in range(max(0, t - _COARSE + 1), min(len(grid), t + _COARSE))
+        }
+        for j in sorted(near):
+            score[j] = dilated(grid[j])[0]
+    else:
+        score = np.array([dilated(cand)[0] for cand in grid])
     padded = np.concatenate([[-np.inf], score, [-np.inf]])
     peaks = np.flatnonzero((score >= padded[:-2]) & (score >= padded[2:]) & np.isfinite(score))
     found = []
     for j in peaks[np.argsort(-score[peaks])][:starts]:
-        fine = [dilated(c) for c in _offsets(grid[j], i, step, step / 4.0)]
+        fine_values = np.clip(values[j] + steps[j] * np.arange(-4, 5) / 4.0, box[0][i], box[1][i])
+        fine = [dilated(c) for c in _offsets(grid[j], i, fine_values)]
         found.append(max(fine, key=lambda sc: sc[0]))
     return [cell for _, cell in sorted(found, key=lambda sc: -sc[0])]
 
@@ -560,7 +650,7 @@ def refine(
     reach = np.where(np.isfinite(reach), reach, 0.0)
     low, high = _bounds(model, problem.kinds, theta, reach)
     starts = 2 if runner_up else 1
-    firsts = _scan(problem, start, zero_shift, starts, reach) if scan else [start]
+    firsts = _scan(problem, start, zero_shift, starts, reach, (low, high)) if scan else [start]
     theta[: len(start)] = firsts[0]
     best = _minimise(problem, theta, low, high, max_evaluations)
     # A nearly cubic cell's twin stands in for the scan's runner-up (the twin is the usual
