@@ -342,9 +342,30 @@ def _start_worker(model: str, cores: Any, warm_up: list) -> None:
 
 
 def _refine(prediction: Any, keep: bool) -> tuple[dict, int, float, int, Any]:
-    """``(best fit's to_dict, fits, seconds, core, the best fit when keep)``."""
+    """``(best fit's to_dict, fits, seconds, core, the best fit when keep)``; a refinement
+    that fails is recorded as a fit that did not converge, at the model's cell (its error
+    in ``error``)."""
+    from streamal.inference import PatternError
+
     t0 = time.perf_counter()
-    fits = _WORKER["predictor"].refine(prediction)
+    try:
+        fits = _WORKER["predictor"].refine(prediction)
+    except PatternError as exc:
+        seconds = time.perf_counter() - t0
+        space = _WORKER["predictor"].space
+        k = space.class_index(prediction.predicted_class)
+        free = [prediction.parameters[p].value for p in space.classes[k].free]
+        cell = space.complete(k, np.array([free]))[0]
+        failed = {
+            "class": prediction.predicted_class,
+            "cell": dict(zip(space.param_names, cell.tolist(), strict=True)),
+            "zero_shift_us": 0.0,
+            "converged": False,
+            "r_wp_pct": None,
+            "gof": None,
+            "error": str(exc),
+        }
+        return failed, 0, seconds, _WORKER["core"], None
     seconds = time.perf_counter() - t0
     return fits[0].to_dict(), len(fits), seconds, _WORKER["core"], fits[0] if keep else None
 
@@ -404,6 +425,7 @@ def refine_all(
                 "r_wp_pct": best["r_wp_pct"],
                 "gof": best["gof"],
                 "classes_refined": n_fits,
+                "error": best.get("error"),
                 "seconds": seconds,
                 "core": core,
             }
@@ -494,6 +516,7 @@ def summarise(records: list[dict]) -> dict[str, Any]:
     )
     out["model_sigma_calibration"] = calibration(records)
     out["converged_fraction"] = round(float(np.mean([true_cell(r) for r in records])), 4)
+    out["refinement_errors"] = [r["error"] for r in records if r["error"]]
     out["optimiser_converged_fraction"] = round(
         float(np.mean([r["optimiser_converged"] for r in records])), 4
     )

@@ -178,17 +178,18 @@ def test_an_uncertain_start_far_off_is_found_within_its_sigma(
     assert error(top)[:3].max() < 1e-3
 
 
+@pytest.mark.parametrize(
+    ("truth", "start", "sigma"),
+    [([3.95, 61.0], [3.97, 62.0], 40.0), ([3.94, 100.0], [3.95, 104.0], 60.0)],
+)
 def test_a_scan_wider_than_the_cells_there_are_stays_among_cells(
-    sim: TofDiffractionSimulator,
+    sim: TofDiffractionSimulator, truth: list[float], start: list[float], sigma: float
 ) -> None:
-    """A σ of 40° from α = 62° would scan α below 0° (where cos α, hence the metric, looks
+    """A σ that would scan α below 0° or above 180° (where cos α, hence the metric, looks
     valid again): the scan keeps inside the refinement's box and finds the cell."""
-    truth = [3.95, 61.0]
     y, _ = counts(sim, "trigonal", truth)
     model = ClassPattern(sim, "trigonal")
-    result = refine(
-        y, "trigonal", model.cell([3.97, 62.0]), simulator=sim, start_sigma={"alpha": 40.0}
-    )
+    result = refine(y, "trigonal", model.cell(start), simulator=sim, start_sigma={"alpha": sigma})
     error = np.abs(np.array(result.cell) - model.cell(truth))
     assert result.converged and error[:3].max() < 1e-3 and error[3:].max() < 0.05
 

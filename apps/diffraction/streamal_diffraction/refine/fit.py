@@ -275,7 +275,11 @@ class _Problem:
 
 
 def _shape_grid(
-    model: ClassPattern, kinds: list[str], start: np.ndarray, reach: np.ndarray
+    model: ClassPattern,
+    kinds: list[str],
+    start: np.ndarray,
+    reach: np.ndarray,
+    box: tuple[np.ndarray, np.ndarray],
 ) -> tuple[int, np.ndarray, np.ndarray] | None:
     """``(index, values, steps)`` of the scan of the class's one shape parameter: the angle
     (one length and one angle) or the second length (two lengths); ``None`` for a class with
@@ -305,7 +309,7 @@ def _shape_grid(
         n = int(np.floor(span / step + 1e-9))
         values = start[i] + step * np.arange(-n, n + 1)
         return i, values, np.full(len(values), step)
-    values, steps = _walk(model, start, i, float(reach[i]), probe)
+    values, steps = _walk(model, start, i, float(reach[i]), probe, (box[0][i], box[1][i]))
     return i, values, steps
 
 
@@ -321,12 +325,21 @@ _WALK_ANCHORS = 13
 
 
 def _walk(
-    model: ClassPattern, start: np.ndarray, i: int, span: float, probe: float
+    model: ClassPattern,
+    start: np.ndarray,
+    i: int,
+    span: float,
+    probe: float,
+    limits: tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Values of parameter ``i`` from ``start[i] − span`` to ``start[i] + span`` (cells that
-    are cells only) and their steps, each step moving the peaks by :data:`_SCAN_STEP` in
-    ``ln d`` at the faster of the two nearest of :data:`_WALK_ANCHORS` measured rates."""
-    anchors = np.linspace(start[i] - span, start[i] + span, _WALK_ANCHORS)
+    """Values of parameter ``i`` from ``start[i] − span`` to ``start[i] + span`` (within
+    ``limits``, cells that are cells only) and their steps, each step moving the peaks by
+    :data:`_SCAN_STEP` in ``ln d`` at the faster of the two nearest of
+    :data:`_WALK_ANCHORS` measured rates."""
+    lo, hi = max(start[i] - span, limits[0]), min(start[i] + span, limits[1])
+    if not hi > lo:
+        return np.array([start[i]]), np.array([_SCAN_STEP])
+    anchors = np.linspace(lo, hi, _WALK_ANCHORS)
     rates = np.full(len(anchors), np.nan)
     for k, x in enumerate(anchors):
         cand = start.copy()
@@ -350,7 +363,7 @@ def _walk(
         while True:
             h = step_at(x)
             x += sign * h
-            if abs(x - start[i]) > span:
+            if not lo <= x <= hi:
                 break
             values.append(x)
             steps.append(h)
@@ -422,7 +435,7 @@ def _scan(
         out[lengths] *= np.exp(shift * log_step)
         return float(corr[k]), out
 
-    shape = _shape_grid(model, kinds, start, reach)
+    shape = _shape_grid(model, kinds, start, reach, box)
     if shape is None:
         return [dilated(start)[1]]
     i, values, steps = shape
