@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,17 +13,22 @@ import yaml
 
 from streamal.runtime.timeline import load_records
 
+BENCH = str(Path(__file__).resolve().parent)
+
 
 def run_config(config: dict[str, Any], run_dir: Path, timeout: float = 1800) -> Path:
     """``python -m streamal run`` in a fresh process (the way users run it)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir.parent / f"{run_dir.name}.yaml"
     path.write_text(yaml.safe_dump(config))
+    env = dict(os.environ)  # bench/ on the path: a config may name a plugin defined here
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (BENCH, env.get("PYTHONPATH")) if p)
     res = subprocess.run(
         [sys.executable, "-m", "streamal", "run", str(path), "--run-dir", str(run_dir)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     if res.returncode != 0:
         raise RuntimeError(f"run {run_dir} failed ({res.returncode}):\n{res.stderr[-4000:]}")

@@ -98,10 +98,12 @@ def test_continuous_keeps_simulating_while_training(tmp_path):
 def test_continuous_run_fails_when_its_feeder_fails(tmp_path):
     cfg = _config("continuous", chunks_in_flight=1)  # most chunks are drawn after T0
     cfg["simulator"] = {**cfg["simulator"], "chunk_size": 4, "options": {"delay": 0.1}}
+    # ~60 s of chunks (0.4 s each, one at a time): the feeder still draws once the first
+    # policy is fitted even on a loaded machine; the run fails at that draw, long before.
     cfg["workflow"]["phases"] = [
         PHASES[0],
-        {"samples": 60, "epochs": 2},
-        {"samples": 60, "epochs": 2},
+        {"samples": 300, "epochs": 2},
+        {"samples": 300, "epochs": 2},
     ]
     cfg["policy"] = {"name": "tests.helpers:ExplodingPolicy", "options": {"study_size": 16}}
     res = _run(tmp_path, cfg)
@@ -142,3 +144,38 @@ def test_auto_split_measures_the_simulation_rate_of_its_stage_from_the_timeline(
     records = [rec("S1", 0.0, 5.0, 30), rec("S1", 5.0, 10.0, 30), rec("T0", 0.0, 50.0, 0)]
     rate, cost = measured_rates(records, "S1", {"wall_s": 20.0, "n_train": 100, "epochs": 2})
     assert rate == 6.0 and cost == 0.1
+
+
+@pytest.mark.slow  # ~70 s: the feeding must outlast T0's start-up on a busy machine
+def test_continuous_stops_a_training_the_last_chunk_makes_obsolete(tmp_path):
+    # an AL batch of 120 in chunks of 4 (30 chunks, ~36 s); the schedule gives a training in
+    # between thousands of epochs (minutes) and the final one 3: the training running when
+    # the last chunk lands is stopped after its epoch, and the final one starts at once
+    cfg = _config("continuous")
+    cfg["simulator"] = {**cfg["simulator"], "chunk_size": 4, "options": {"delay": 0.3}}
+    cfg["workflow"]["phases"] = [
+        {"samples": 8, "epochs": 3},
+        {"samples": 60, "epochs": 30000},
+        {"samples": 60, "epochs": 3},
+    ]
+    res = _run(tmp_path, cfg)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run = tmp_path / "run"
+    t = _timeline(run)
+    last_chunk = max(r["ended"] for r in t if r["stage"].startswith("C"))
+    metrics = json.loads((run / "metrics.json").read_text())["phases"]
+    assert metrics[-1]["n_train"] == 16 + 120 and metrics[-1]["epochs"] == 3
+    runs = {r["stage"]: r for r in t if r["pool"] == "train" and r["stage"].startswith("T")}
+    stopped = [
+        m
+        for m in metrics[1:-1]
+        if len(json.loads((run / "checkpoints" / m["phase"] / "history.json").read_text()))
+        < m["epochs"]
+    ]
+    assert stopped, f"no training was stopped: {[(m['phase'], m['epochs']) for m in metrics]}"
+    for m in stopped:  # stopped once the last chunk was in, not run for minutes
+        assert runs[m["phase"]]["ended"] - last_chunk < 20
+        assert not (run / "checkpoints" / m["phase"] / "STOP").exists()
+    assert not [r for r in t if r["stage"].startswith("AL") and r["started"] > last_chunk], (
+        "an AL task ran after the last chunk: nothing is drawn any more"
+    )

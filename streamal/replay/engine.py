@@ -193,6 +193,16 @@ class Engine:
             e.on_done(first.fire)
         return first
 
+    def stop(self, task: Task, left: float) -> None:
+        """Ask ``task`` to end after at most ``left`` more seconds of work (a training's stop
+        file: it ends after its current epoch); nothing if it has ended."""
+        if task.ended is not None:
+            return
+        if task.started is None:
+            task.work = min(task.work, max(left, 0.0))
+        else:
+            task.remaining = min(task.remaining, max(left, 0.0))
+
     def signal(self) -> Event:
         """A bare event a process fires (``asyncio.Event`` for one wait)."""
         return Event(self)

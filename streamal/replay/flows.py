@@ -212,6 +212,7 @@ def continuous(r: Replay) -> Flow:
     min_new = w.min_new_samples or w.chunk_size
     budget = sum(p.samples for p in w.phases[1:]) or w.train0
     state = {"generation": 0, "done": False, "all_submitted": False, "arrived": engine.signal()}
+    feeder_done = engine.signal()
 
     def arrived() -> None:
         state["arrived"].fire()
@@ -244,6 +245,7 @@ def continuous(r: Replay) -> Flow:
         if pending:
             yield engine.all_of(pending)
         state["done"] = True
+        feeder_done.fire()
         arrived()
 
     def everything_trained(trained_on: int) -> bool:
@@ -261,13 +263,19 @@ def continuous(r: Replay) -> Flow:
             yield state["arrived"]
         if everything_trained(trained_on):
             break
-        yield r.al(f"AL{k}")
-        state["generation"] = k
-        if everything_trained(trained_on):
-            break
+        if not state["done"]:  # no chunk is drawn after the feeder ends
+            yield r.al(f"AL{k}")
+            state["generation"] = k
+            if everything_trained(trained_on):
+                break
         finished, n_train = state["done"], r.rows()
         epochs = scheduled_epochs(n_train, sizes, schedule, w.min_epochs)
-        result = yield r.train(f"T{k}", n_train, epochs)
+        training = r.train(f"T{k}", n_train, epochs)
+        if not finished:  # obsolete once the last chunk lands: stopped after its epoch
+            epoch = r.costs.train_work(f"T{k}", n_train, 1, r.res.ranks, r.res.train_nodes)
+            epoch -= r.costs.train_work(f"T{k}", n_train, 0, r.res.ranks, r.res.train_nodes)
+            feeder_done.on_done(lambda _, t=training, left=epoch: engine.stop(t, left))
+        result = yield training
         trained_on = n_train
         if finished:
             break

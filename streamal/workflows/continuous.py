@@ -13,7 +13,10 @@
 * It stops when ``sum(phases[*].samples)``-worth of AL samples (beyond phase 0's uniform set)
   have been stored, or after ``time_budget_s``; a final training then uses everything. Once
   the last chunks are in flight the trainer waits for them rather than start a training
-  that they would make obsolete.
+  that they would make obsolete; a training already running when the last chunk lands is
+  obsolete too, and is stopped through its stop file after its current epoch (its best
+  checkpoint warm-starts the final training, which then starts at once, with no AL task:
+  nothing is drawn any more).
 
 Epochs follow the configured schedule: a training on N samples gets the epochs the phases
 give at that size (phase k trains on N₀ + the first k AL batches), interpolated between
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
 import numpy as np
 from pydantic import Field
@@ -81,20 +85,25 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
                     await self._wait_for_data(trained_on + min_new)
                     if self._everything_trained(trained_on):
                         break
-                await self._refresh_policy(r, result["best_checkpoint"])
-                if self._everything_trained(trained_on):
-                    break  # the feeder finished during the refresh; nothing new to train on
+                if not self._feeder_done.is_set():  # no chunk is drawn after the feeder ends
+                    await self._refresh_policy(r, result["best_checkpoint"])
+                    if self._everything_trained(trained_on):
+                        break  # the feeder finished during the refresh; nothing new to train on
                 # read together, with no await between: no sample can land in between
                 finished = self._feeder_done.is_set()
                 n_train = len(self.trainer.rows("train"))
                 epochs = scheduled_epochs(n_train, sizes, schedule, self.options.min_epochs)
-                result = await self.trainer.train(
+                training = self.trainer.train(
                     f"T{r}",
                     epochs=epochs,
                     max_phase=None,
                     warm_start=result["best_checkpoint"],
                     info={"generation": self._generation},
                 )
+                if finished:
+                    result = await training
+                else:  # the last chunk landing makes it obsolete: stop it then
+                    result = await self._until_obsolete(f"T{r}", training)
                 trained_on = result["n_train"]
                 if finished:
                     break
@@ -105,6 +114,32 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         for outcome in outcomes:  # a feeder that failed must not end the run as if it finished
             if isinstance(outcome, Exception):
                 raise outcome
+
+    async def _until_obsolete(self, stage: str, training: Awaitable[dict]) -> dict:
+        """Await ``training``; if the feeder ends first (every chunk stored), ask its ranks to
+        stop after their current epoch: the final training on everything replaces it.
+
+        The stop file is touched again every second until the training returns, since the
+        training task removes a stale one when it starts (a stop asked before that is kept).
+        """
+        task = asyncio.ensure_future(training)
+        stop_file = self.trainer.checkpoints / stage / "STOP"
+
+        async def stop_when_all_stored() -> None:
+            await self._feeder_done.wait()
+            while True:
+                stop_file.parent.mkdir(parents=True, exist_ok=True)
+                stop_file.touch()
+                await asyncio.sleep(1.0)
+
+        watcher = asyncio.ensure_future(stop_when_all_stored())
+        try:
+            return await task
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            task.cancel()  # (only when this await was itself cancelled)
+            stop_file.unlink(missing_ok=True)
 
     def _everything_trained(self, trained_on: int) -> bool:
         """The feeder is done and the last training already saw every stored sample."""
