@@ -149,6 +149,14 @@ class SchedulerConfig(Strict):
         gt=0,
         description="seconds between Parsl's strategy ticks (blocks start on the first tick)",
     )
+    heartbeat_threshold_s: int = Field(
+        30,
+        ge=8,
+        description="seconds without a heartbeat after which a worker pool takes its driver "
+        "as lost and exits (how long the pools of a SIGKILLed driver live on), and the driver "
+        "takes a silent pool as lost and retries its tasks; heartbeats every "
+        "min(5, threshold // 4) seconds",
+    )
     walltime_s: dict[str, float | None] = Field(
         default_factory=dict,
         description="seconds per pool ({sim: 600, train: null}): an attempt running longer "
@@ -270,6 +278,17 @@ class TrainConfig(Strict):
     )
 
 
+class ReportConfig(Strict):
+    """What the end of a run writes under ``report/``."""
+
+    figures: bool = Field(
+        True,
+        description="draw the report's figures (gantt.png, utilisation.png, metrics.png, ...) "
+        "when the run ends; false: only its tables (tasks.json, samples.json) and the summary, "
+        "`streamal report RUN_DIR` draws the figures later",
+    )
+
+
 class RunConfig(Strict):
     """A whole campaign."""
 
@@ -308,11 +327,16 @@ class RunConfig(Strict):
     workflow: WorkflowConfig = Field(
         description="the campaign's control flow (an installed workflow) and its phases"
     )
+    report: ReportConfig = Field(
+        ReportConfig(), description="what the end of a run writes under report/"
+    )
 
     def fingerprint(self) -> str:
         """Stable hash of the settings that define the data a run produces (not how tasks are
-        scheduled or how the training's ranks are launched)."""
-        data = self.model_dump(mode="json", exclude={"scheduler": True, "train": {"launcher"}})
+        scheduled, how the training's ranks are launched or what the report draws)."""
+        data = self.model_dump(
+            mode="json", exclude={"scheduler": True, "train": {"launcher"}, "report": True}
+        )
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -44,9 +44,10 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_difference(a: RunConfig, b: RunConfig) -> list[str]:
-    """Lines ``key: old -> new`` for every setting that differs (scheduler ignored)."""
-    fa = _flatten(a.model_dump(mode="json", exclude={"scheduler"}))
-    fb = _flatten(b.model_dump(mode="json", exclude={"scheduler"}))
+    """Lines ``key: old -> new`` for every setting that differs (scheduler and report
+    ignored)."""
+    fa = _flatten(a.model_dump(mode="json", exclude={"scheduler", "report"}))
+    fb = _flatten(b.model_dump(mode="json", exclude={"scheduler", "report"}))
     return [
         f"{k}: {fa.get(k, '<unset>')!r} -> {fb.get(k, '<unset>')!r}"
         for k in sorted(set(fa) | set(fb))

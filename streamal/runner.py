@@ -296,5 +296,6 @@ def _run_locked(cfg: RunConfig, path: Path, resumed: bool) -> int:
     from streamal.report import write_report
     from streamal.report.summary import print_summary
 
-    print_summary(path, write_report(path))
+    figures = cfg.report.figures
+    print_summary(path, write_report(path, figures=figures), figures=figures)
     return _exit_now_if(stopping.scheduler is not None and stopping.scheduler.pools_killed, 0)

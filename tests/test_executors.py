@@ -27,6 +27,14 @@ def test_affinity_list_format():
     assert affinity_list([(0, 1, 8, 9)]) == "list:0,1,8,9"
 
 
+def test_heartbeat_threshold_reaches_both_pools(tmp_path):
+    plan, config = _build(tmp_path)
+    assert {(e.heartbeat_threshold, e.heartbeat_period) for e in config.executors} == {(30, 5)}
+    short = SchedulerConfig(heartbeat_threshold_s=10)
+    config = build_parsl_config(plan, SiteConfig(), short, tmp_path)
+    assert {(e.heartbeat_threshold, e.heartbeat_period) for e in config.executors} == {(10, 2)}
+
+
 def test_local_site(tmp_path):
     plan, config = _build(tmp_path)
     sim, train = _pools(config)

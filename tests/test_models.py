@@ -357,12 +357,19 @@ def test_generic_mlp_learns_the_peaks_problem() -> None:
     )
     net = model.build()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    for step in range(600):
-        idx = torch.from_numpy(np.random.default_rng(step).integers(0, len(x), 64))
-        loss, _ = model.loss(net(x[idx]), c[idx], y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # one thread, as a one-core trainer rank: a second one only contends on a busy machine
+    # (steps of this size took 10x longer with two)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for step in range(600):
+            idx = torch.from_numpy(np.random.default_rng(step).integers(0, len(x), 64))
+            loss, _ = model.loss(net(x[idx]), c[idx], y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     net.eval()
     y_test = model.encode_targets(c_test, p_test)
     with torch.no_grad():

@@ -20,6 +20,8 @@ CONFIG = {
     "model": {"name": "tests.helpers:TinyModel"},
     "train": {"batch_size": 32, "learning_rate": 0.01},
     "workflow": {"name": "baseline", "phases": [{"samples": 40, "epochs": 3}]},
+    # the end-of-run figures take ~3 s a campaign; the tests that check them turn them on
+    "report": {"figures": False},
 }
 
 
@@ -54,6 +56,7 @@ def _run(tmp_path, config, *extra, umask=None):
 def test_baseline_run_writes_every_output(tmp_path):
     # with progress on: stderr is a pipe, as in a batch job, so progress comes as log lines
     config = {**CONFIG, "scheduler": {**CONFIG["scheduler"], "progress": True}}
+    config["report"] = {"figures": True}  # a user's default
     config["workflow"] = {"name": "baseline", "phases": [{"samples": 40, "epochs": 400}]}
     # a careless umask must not make files writable
     res = _run(tmp_path, config, "--set", "scheduler.progress_interval_s=0.5", umask=0)
@@ -101,7 +104,12 @@ def test_baseline_run_writes_every_output(tmp_path):
 
 
 def test_resume_refuses_another_config(tmp_path):
-    assert _run(tmp_path, CONFIG).returncode == 0
+    res = _run(tmp_path, CONFIG)
+    assert res.returncode == 0
+    # report.figures: false: the tables, no figure, and the summary says how to draw them
+    report = tmp_path / "run" / "report"
+    assert (report / "tasks.json").exists() and not list(report.glob("*.png"))
+    assert "not drawn (report.figures: false)" in res.stderr
     other = {**CONFIG, "seed": 2}
     path = tmp_path / "other.yaml"
     path.write_text(yaml.safe_dump(other))

@@ -68,6 +68,12 @@ def _check_mpi_train(ddp_trainings: bool) -> None:
         )
 
 
+def heartbeat_period(threshold_s: int) -> int:
+    """Seconds between the pools' heartbeats: 5, or a quarter of a shorter threshold (at
+    least 1), so that a pool is taken as lost only after several missed heartbeats."""
+    return max(1, min(5, threshold_s // 4))
+
+
 def affinity_list(groups: list[tuple[int, ...]]) -> str:
     """Parsl ``cpu_affinity`` for workers pinned to ``groups`` (worker i → groups[i])."""
     return "list:" + ":".join(",".join(str(c) for c in g) for g in groups)
@@ -120,8 +126,8 @@ def build_parsl_config(
         # the interchange ignores Ctrl-C and dies with the driver (see streamal.runtime.tether)
         "interchange_launch_cmd": launch_command(["interchange.py"]),
         "encrypted": profile.encrypted(site),
-        "heartbeat_period": 5,
-        "heartbeat_threshold": 30,
+        "heartbeat_period": heartbeat_period(scheduler.heartbeat_threshold_s),
+        "heartbeat_threshold": scheduler.heartbeat_threshold_s,
         "poll_period": 10,
         **address,
     }

@@ -63,12 +63,17 @@ def _workers(status: dict[str, Any]) -> dict[str, int]:
     return pool_workers(status.get("plan", {}), train_per_rank=per_rank, sim_cores_per_worker=ranks)
 
 
-def write_report(run_dir: Path) -> list[Path]:
+def write_report(run_dir: Path, *, figures: bool = True) -> list[Path]:
     """Write every figure and table of a run under ``report/`` and print the timing table.
 
     Everything comes from the run directory alone, so ``streamal report`` redraws a finished,
     stopped or copied run. A figure whose data is absent (no store, no trainings yet, a NAS
     run) is skipped; one that fails is named on standard error and the others are still drawn.
+
+    Args:
+        run_dir: The run directory.
+        figures: False: the tables only, no figure (nor the workflow's own report), as a
+            run with ``report.figures: false`` ends.
 
     Returns:
         The files written.
@@ -83,7 +88,7 @@ def write_report(run_dir: Path) -> list[Path]:
     phases = metrics.get("phases", []) if isinstance(metrics, dict) else []
     timed = [r for r in records if r.started is not None]
     workflow = _workflow(status)
-    figures: list[tuple[str, Callable[[], Path | list[Path]]]] = [
+    figure_makers: list[tuple[str, Callable[[], Path | list[Path]]]] = [
         ("gantt.png", lambda: gantt_plot(records, out / "gantt.png") if timed else []),
         (
             "utilisation.png",
@@ -113,7 +118,7 @@ def write_report(run_dir: Path) -> list[Path]:
         rows = phase_table(records)
         durable.write_json(out / "tasks.json", rows)
         written.append(out / "tasks.json")
-    for name, draw in figures:
+    for name, draw in figure_makers if figures else []:
         try:
             made = draw()
         except Exception as exc:  # noqa: BLE001 - one figure must not cost the others

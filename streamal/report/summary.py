@@ -63,8 +63,9 @@ def metrics_table(run_dir: Path) -> Table | None:
     return table
 
 
-def outputs(run_dir: Path, written: list[Path]) -> list[str]:
-    """Where a person finds the results, one line each."""
+def outputs(run_dir: Path, written: list[Path], *, figures: bool = True) -> list[str]:
+    """Where a person finds the results, one line each; ``figures=False``: the run drew none
+    (``report.figures: false``), the line says how to draw them."""
     lines = [f"run directory:  {run_dir}"]
     if (run_dir / "store.h5").exists():
         lines.append(f"samples:        {run_dir / 'store.h5'}")
@@ -75,17 +76,25 @@ def outputs(run_dir: Path, written: list[Path]) -> list[str]:
         lines.append(f"latest model:   {checkpoints[-1]}")
     if (run_dir / "metrics.json").exists():
         lines.append(f"metrics:        {run_dir / 'metrics.json'}")
-    figures = sorted(p.name for p in written if p.suffix == ".png")
-    if figures:
-        lines.append(f"figures:        {run_dir / 'report'}/ ({', '.join(figures)})")
+    pngs = sorted(p.name for p in written if p.suffix == ".png")
+    if pngs:
+        lines.append(f"figures:        {run_dir / 'report'}/ ({', '.join(pngs)})")
+    elif not figures:
+        lines.append(
+            f"figures:        not drawn (report.figures: false); draw them with: "
+            f"python -m streamal report {run_dir}"
+        )
     return lines
 
 
-def print_summary(run_dir: Path, written: list[Path], console: Console | None = None) -> None:
-    """Print the test metrics per phase and the outputs' locations."""
+def print_summary(
+    run_dir: Path, written: list[Path], console: Console | None = None, *, figures: bool = True
+) -> None:
+    """Print the test metrics per phase and the outputs' locations (``figures=False``: the
+    run's figures were not drawn)."""
     console = console or console_for_tables()
     table = metrics_table(run_dir)
     if table is not None:
         console.print(table)
-    for line in outputs(run_dir, written):
+    for line in outputs(run_dir, written, figures=figures):
         console.print(line, markup=False, highlight=False)

@@ -1,10 +1,10 @@
 """Processes a dead driver left on this host: found by the run directory they name.
 
 After a driver is SIGKILLed, its worker pools live on until they miss the interchange's
-heartbeat (30 s), and a training task in one of them keeps its DDP ranks writing
-checkpoints. A resumed run holds the run directory's lock, so any process still naming that
-directory belongs to a dead driver: it is stopped before the resume starts, so the two never
-race.
+heartbeat (``scheduler.heartbeat_threshold_s``, 30 s), and a training task in one of them
+keeps its DDP ranks writing checkpoints. A resumed run holds the run directory's lock, so
+any process still naming that directory belongs to a dead driver: it is stopped before the
+resume starts, so the two never race.
 """
 
 from __future__ import annotations

@@ -19,15 +19,27 @@ import yaml
 from streamal.data.store import SampleStore
 from tests.test_workflows import _config
 
-# serial workflow on the test simulator: 2 classes x (train 24, val 12, test 12, study 16)
-# + two AL batches of 30, as an uninterrupted run stores them
-EXPECTED_SAMPLES = 2 * (24 + 12 + 12 + 16) + 30 + 30
+
+def expected_samples(al_phases: int = 2) -> int:
+    """What an uninterrupted run of ``campaign_config(al_phases=...)`` stores: 2 classes x
+    (train 24, val 12, test 12, study 16) + an AL batch of 30 per AL phase."""
+    return 2 * (24 + 12 + 12 + 16) + 30 * al_phases
 
 
-def campaign_config(*, t0_epochs: int = 3, delay: float = 0.05) -> dict:
+EXPECTED_SAMPLES = expected_samples()
+
+
+def campaign_config(
+    *, t0_epochs: int = 3, delay: float = 0.05, al_phases: int = 2, **scheduler
+) -> dict:
+    """The serial workflow on the test simulator: T0, then ``al_phases`` AL phases (the tests
+    take one: a second checks nothing new; ``bench/reliability.py`` the default two);
+    ``scheduler``: settings added to the config's ``scheduler`` section."""
     cfg = _config("serial")
     cfg["simulator"]["options"] = {"delay": delay}
-    cfg["workflow"]["phases"][0]["epochs"] = t0_epochs
+    first, *later = cfg["workflow"]["phases"][: 1 + al_phases]
+    cfg["workflow"]["phases"] = [{**first, "epochs": t0_epochs}, *later]  # PHASES unchanged
+    cfg["scheduler"] = {**cfg["scheduler"], **scheduler}
     cfg["train"] = {**cfg["train"], "checkpoint_interval_s": 0.5}
     return cfg
 

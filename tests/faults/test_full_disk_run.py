@@ -40,7 +40,7 @@ def _fill(disk, leave: int):
 def test_a_full_disk_stops_the_run_cleanly_and_the_resume_completes(tmp_path, small_disk):
     run = small_disk / "run"
     _fill(small_disk, 700 * 1024)  # room to start, not to finish
-    cfg = campaign.campaign_config()
+    cfg = campaign.campaign_config(al_phases=1)
     (tmp_path / "c.yaml").write_text(__import__("yaml").safe_dump(cfg))
     res = streamal_run(str(tmp_path / "c.yaml"), "--run-dir", str(run))
     assert res.returncode == 1, res.stderr[-3000:]
@@ -67,4 +67,4 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_resume_completes(tmp_path, sm
     res = streamal_run("--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
     assert campaign.status(run)["status"] == "done"
-    campaign.check_store(run)
+    campaign.check_store(run, campaign.expected_samples(al_phases=1))

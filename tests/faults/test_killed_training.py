@@ -19,14 +19,18 @@ pytestmark = pytest.mark.faults
 
 
 def _kill_rank_after(spec: TrainSpec, epochs: int, killed: list) -> None:
+    """SIGKILL the ranks once ``epochs`` epochs are saved: in ``history.json`` and in the
+    ``last.pt`` written after it (rank 0 writes history.json first)."""
     history = Path(spec.out_dir) / "history.json"
+    last = Path(spec.out_dir) / "last.pt"
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
             done = len(json.loads(history.read_text()))
+            saved = last.stat().st_mtime_ns >= history.stat().st_mtime_ns
         except (OSError, ValueError):
-            done = 0
-        if done >= epochs:
+            done, saved = 0, False
+        if done >= epochs and saved:
             pids = subprocess.run(
                 ["pgrep", "-f", f"streamal.train.rank {spec.out_dir}/spec.json"],
                 capture_output=True,

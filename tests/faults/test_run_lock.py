@@ -19,7 +19,7 @@ NO_HDF5_LOCKS = {"HDF5_USE_FILE_LOCKING": "FALSE"}
 
 def test_a_second_driver_is_refused_and_changes_nothing(tmp_path):
     run = tmp_path / "run"
-    cfg = campaign.campaign_config(t0_epochs=60)
+    cfg = campaign.campaign_config(t0_epochs=60, al_phases=1)
     first = campaign.start(tmp_path, cfg, "--run-dir", str(run), env=NO_HDF5_LOCKS)
     try:
         campaign.wait_for(run, "S0")
@@ -43,7 +43,7 @@ def test_a_second_driver_is_refused_and_changes_nothing(tmp_path):
             os.killpg(first.pid, signal.SIGKILL)
     assert first.returncode == 0, err[-3000:]
     assert json.loads((run / "run.json").read_text())["status"] == "done"
-    campaign.check_store(run)
+    campaign.check_store(run, campaign.expected_samples(al_phases=1))
 
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path):

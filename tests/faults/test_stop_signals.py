@@ -18,9 +18,14 @@ from tests.test_run import streamal_run
 pytestmark = pytest.mark.faults
 
 
+def _config(**scheduler) -> dict:
+    """A long T0 to stop, one AL phase after it; the simulations need not be slow."""
+    return campaign.campaign_config(t0_epochs=400, delay=0.01, al_phases=1, **scheduler)
+
+
 def _interrupt_during_training(tmp_path, sig):
     run = tmp_path / "run"
-    proc = campaign.start(tmp_path, campaign.campaign_config(t0_epochs=400), "--run-dir", str(run))
+    proc = campaign.start(tmp_path, _config(), "--run-dir", str(run))
     try:
         campaign.wait_for(run, "T0", status="running")
         deadline = time.time() + 60
@@ -68,14 +73,14 @@ def test_a_signal_to_the_process_group_stops_in_order_and_the_run_resumes(tmp_pa
     res = streamal_run("--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
     assert campaign.status(run)["status"] == "done"
-    campaign.check_store(run)
+    campaign.check_store(run, campaign.expected_samples(al_phases=1))
     rank0 = json.loads((run / "checkpoints" / "T0" / "rank-0.json").read_text())
     assert rank0.get("resumed_from_epoch", 0) > 0, "T0 started over instead of continuing"
 
 
 def test_a_second_ctrl_c_stops_at_once(tmp_path):
     run = tmp_path / "run"
-    proc = campaign.start(tmp_path, campaign.campaign_config(t0_epochs=400), "--run-dir", str(run))
+    proc = campaign.start(tmp_path, _config(), "--run-dir", str(run))
     try:
         campaign.wait_for(run, "T0", status="running")
         time.sleep(1.0)
@@ -99,7 +104,9 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
 
 def test_nothing_outlives_a_killed_driver_and_lost_attempts_are_recorded(tmp_path):
     run = tmp_path / "run"
-    proc = campaign.start(tmp_path, campaign.campaign_config(t0_epochs=400), "--run-dir", str(run))
+    # the pools exit once they miss the interchange's heartbeat for 10 s (30 s by default)
+    config = _config(heartbeat_threshold_s=10)
+    proc = campaign.start(tmp_path, config, "--run-dir", str(run))
     try:
         campaign.wait_for(run, "T0", status="running")
         time.sleep(1.5)
@@ -117,7 +124,7 @@ def test_nothing_outlives_a_killed_driver_and_lost_attempts_are_recorded(tmp_pat
         fh.write('{"id": 99, "name": "torn')
     res = streamal_run("--resume", str(run))
     assert res.returncode == 0, res.stderr[-3000:]
-    campaign.check_store(run)
+    campaign.check_store(run, campaign.expected_samples(al_phases=1))
     timeline = json.loads((run / "timeline.json").read_text())
     lost = [r for r in timeline if r["status"] == "lost"]
     assert any(r["stage"] == "T0" for r in lost), [(r["name"], r["status"]) for r in timeline]

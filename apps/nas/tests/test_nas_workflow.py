@@ -94,7 +94,8 @@ def test_options_reject_unknown_keys_and_bad_values():
 @pytest.mark.parametrize("span", ["rank", pytest.param("node", marks=pytest.mark.slow)])
 def test_candidates_train_on_every_emulated_node(span, tmp_path):
     """Two emulated nodes (a PBS_NODEFILE naming this machine twice; hydra's mpiexec starts
-    one manager per name): candidates train in both nodes' train pools."""
+    one manager per name): candidates train in both nodes' train pools. Four candidates of
+    at most 3 epochs: the first two already train at once, one per node."""
     bindir = str(Path(sys.executable).parent)
     nodefile = tmp_path / "nodefile"
     nodefile.write_text("localhost\n127.0.0.1\n")
@@ -109,6 +110,8 @@ def test_candidates_train_on_every_emulated_node(span, tmp_path):
             *(sys.executable, "-m", "streamal", "run", str(ROOT / "configs" / "nas-ci.yaml")),
             *("--run-dir", str(run), "--set", "site.nodes=2", "--set", "site.trainer_ranks=1"),
             *("--set", "site.cores_per_rank=1", "--set", f"workflow.options.candidate_span={span}"),
+            *("--set", "workflow.phases[0].samples=4", "--set", "workflow.phases[0].epochs=3"),
+            *("--set", "report.figures=false"),
         ],
         capture_output=True,
         text=True,
