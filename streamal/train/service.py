@@ -123,6 +123,10 @@ class TrainingService:
         """Store rows of ``split`` whose phase is at most ``max_phase``."""
         return self.store.select(split=split, max_phase=max_phase).indices.tolist()
 
+    def stop_file(self, stage: str) -> Path:
+        """The file that asks a training's ranks to stop after their current epoch."""
+        return self.checkpoints / stage / "STOP"
+
     def spec(
         self, stage: str, *, epochs: int, train_rows: list[int], warm_start: str | None
     ) -> TrainSpec:
@@ -147,7 +151,7 @@ class TrainingService:
             seed=cfg.seed,
             backend=cfg.train.backend,
             warm_start=warm_start,
-            cancel_path=str(out_dir / "STOP"),
+            cancel_path=str(self.stop_file(stage)),
             checkpoint_interval_s=cfg.train.checkpoint_interval_s,
             stage=stage,
             metadata=self.metadata(),

@@ -123,7 +123,7 @@ class ContinuousWorkflow(ActiveLearningWorkflow):
         training task removes a stale one when it starts (a stop asked before that is kept).
         """
         task = asyncio.ensure_future(training)
-        stop_file = self.trainer.checkpoints / stage / "STOP"
+        stop_file = self.trainer.stop_file(stage)
 
         async def stop_when_all_stored() -> None:
             await self._feeder_done.wait()
