@@ -331,14 +331,20 @@ class RunConfig(Strict):
         ReportConfig(), description="what the end of a run writes under report/"
     )
 
-    def fingerprint(self) -> str:
-        """Stable hash of the settings that define the data a run produces (not how tasks are
-        scheduled, how the training's ranks are launched or what the report draws)."""
-        data = self.model_dump(
-            mode="json", exclude={"scheduler": True, "train": {"launcher"}, "report": True}
-        )
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+    def data_settings(self) -> dict[str, Any]:
+        """The settings that define the data a run produces, as plain JSON values: all but
+        :data:`NOT_DATA_SETTINGS` (how tasks are scheduled, how the training's ranks are
+        launched, what the report draws)."""
+        return self.model_dump(mode="json", exclude=NOT_DATA_SETTINGS)
 
+    def fingerprint(self) -> str:
+        """Stable hash of :meth:`data_settings`."""
+        data = json.dumps(self.data_settings(), sort_keys=True)
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+#: Settings a resumed run may change: they do not change the data it produces.
+NOT_DATA_SETTINGS: dict[str, Any] = {"scheduler": True, "train": {"launcher"}, "report": True}
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

@@ -44,20 +44,17 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_difference(a: RunConfig, b: RunConfig) -> list[str]:
-    """Lines ``key: old -> new`` for every setting that differs (scheduler and report
-    ignored)."""
-    fa = _flatten(a.model_dump(mode="json", exclude={"scheduler", "report"}))
-    fb = _flatten(b.model_dump(mode="json", exclude={"scheduler", "report"}))
-    return [
-        f"{k}: {fa.get(k, '<unset>')!r} -> {fb.get(k, '<unset>')!r}"
-        for k in sorted(set(fa) | set(fb))
-        if fa.get(k) != fb.get(k)
-    ]
+    """Lines ``key: old -> new`` for every setting that defines the data and differs."""
+    return _difference(a.data_settings(), b.data_settings())
 
 
 def _flatten_difference(a: RunConfig, b: RunConfig) -> list[str]:
     """``key: old -> new`` for every setting that differs, scheduler included."""
-    fa, fb = _flatten(a.model_dump(mode="json")), _flatten(b.model_dump(mode="json"))
+    return _difference(a.model_dump(mode="json"), b.model_dump(mode="json"))
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    fa, fb = _flatten(a), _flatten(b)
     return [
         f"{k}: {fa.get(k, '<unset>')!r} -> {fb.get(k, '<unset>')!r}"
         for k in sorted(set(fa) | set(fb))

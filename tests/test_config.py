@@ -32,6 +32,19 @@ def test_valid_config_parses_with_defaults():
     assert cfg.fingerprint() == _parse(BASE).fingerprint()
 
 
+def test_a_resume_may_change_only_settings_outside_the_data():
+    from streamal.run_dir import config_difference
+
+    cfg = _parse(BASE)
+    how = _parse(
+        {**BASE, "scheduler": {"retries": 0}, "train": {"launcher": "local"}, "report": {}}
+    )
+    assert how.fingerprint() == cfg.fingerprint() and config_difference(cfg, how) == []
+    data = _parse({**BASE, "train": {"launcher": "local", "learning_rate": 0.5}})
+    assert data.fingerprint() != cfg.fingerprint()
+    assert config_difference(cfg, data) == ["train.learning_rate: 0.0005 -> 0.5"]
+
+
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
