@@ -1,22 +1,16 @@
 """The AL-efficiency benchmark's arithmetic: matching sizes and baseline training budgets."""
 
-import importlib
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.bench_modules import bench_module
 
 
 @pytest.fixture(scope="module")
 def al():
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("al_efficiency")
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_module("al_efficiency") as module:
+        yield module
 
 
 def test_samples_to_match_interpolates_in_log_n(al):

@@ -1,28 +1,19 @@
 """The prediction benchmark: its held-out patterns, its measures, and the keys of a smoke run."""
 
-import importlib
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.bench_modules import BENCH, bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    environ = dict(os.environ)  # the module sets the thread variables for its own timings
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("predict")
-    finally:
-        sys.path.remove(str(BENCH))
-        os.environ.clear()
-        os.environ.update(environ)
+    with bench_module("predict") as module:
+        yield module
 
 
 def test_held_out_patterns_carry_what_training_never_saw(bench, tmp_path):

@@ -1,23 +1,18 @@
 """The scaling benchmark: its campaign configs, and the keys of its ``--quick`` JSON."""
 
-import importlib
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.bench_modules import BENCH, bench_module
 
 
 @pytest.fixture(scope="module")
 def scaling():
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("scaling")
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_module("scaling") as module:
+        yield module
 
 
 def test_the_replay_campaigns_are_the_ci_config_as_each_workflow(scaling):

@@ -1,23 +1,15 @@
 """The workflows benchmark's configs and its epoch calibration (no campaign is run)."""
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 
 from streamal.config import parse_config
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.bench_modules import bench_module
 
 
 @pytest.fixture(scope="module")
 def wf():
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield importlib.import_module("workflows")
-    finally:
-        sys.path.remove(str(BENCH))
+    with bench_module("workflows") as module:
+        yield module
 
 
 @pytest.mark.parametrize(
