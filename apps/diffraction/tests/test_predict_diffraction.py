@@ -10,83 +10,25 @@ import numpy as np
 import pytest
 
 from streamal.cli import main
-from streamal.cluster.plan import RankPlacement
-from streamal.config import load_config
-from streamal.data.label import BatchLabel
-from streamal.data.store import SampleStore
 from streamal.inference import Predictor
 from streamal.inference.measurement import edges_from_centres
-from streamal.policy.uniform import UniformPolicy
 from streamal.train.checkpoint import (
     MODEL_FILE,
     model_description,
     save_checkpoint,
     write_model_description,
 )
-from streamal.train.ddp import train
-from streamal.train.service import TrainingService
-from streamal.train.spec import TrainSpec
-from streamal_diffraction import TofDiffractionSimulator
 from streamal_diffraction.measurements import write_gsas, write_mantid_nexus, write_xye
 from streamal_diffraction.model import DiffractionCnn
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "diffraction-ci.yaml"
-OPTIONS = {"channels": [4, 8], "hidden": 32}
 SHARED_NOTE = (
     "one shared variance: σ per parameter is the shared σ scaled by each parameter's range"
 )
 
 
-def _spec(run: Path, sim: TofDiffractionSimulator, **kw) -> TrainSpec:
-    """The spec the training service would build, on this test's store and ranks."""
-    service = TrainingService(load_config(CONFIG), None, None, sim.space, (), None, None, run)
-    fields = dict(
-        store=str(run / "store.h5"),
-        train_rows=list(range(90)),
-        val_rows=list(range(90, 120)),
-        test_rows=list(range(120, 150)),
-        model="diffraction-cnn",
-        model_options=OPTIONS,
-        space=sim.space.to_dict(),
-        input_shape=sim.output_shape,
-        out_dir=str(run / "checkpoints" / "T0"),
-        epochs=10,
-        ranks=(RankPlacement(0, (0,), None),),
-        batch_size=15,
-        learning_rate=5e-3,
-        stage="T0",
-        metadata=service.metadata(),
-    )
-    return TrainSpec(**{**fields, **kw})
-
-
 @pytest.fixture(scope="module")
-def sim() -> TofDiffractionSimulator:
-    return TofDiffractionSimulator()
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, sim) -> Path:
-    run = tmp_path_factory.mktemp("predict") / "run"
-    rng = np.random.default_rng(0)
-    policy = UniformPolicy(sim.space)
-    with SampleStore(
-        run / "store.h5",
-        param_names=sim.space.param_names,
-        class_names=sim.space.class_names,
-        input_shape=sim.output_shape,
-    ) as store:
-        for split, per_class in (("train", 30), ("val", 10), ("test", 10)):
-            classes, params = policy.sample(per_class, rng)
-            store.append(
-                key=split,
-                classes=classes,
-                params=params,
-                inputs=sim.simulate(classes, params),
-                label=BatchLabel(0, split, "uniform"),
-            )
-    train(_spec(run, sim))
-    return run
+def run_dir(tmp_path_factory, train_tiny_run) -> Path:
+    return train_tiny_run(tmp_path_factory.mktemp("predict") / "run", seed=0)
 
 
 def test_model_json_has_the_tof_grid_and_the_simulator(run_dir: Path, sim) -> None:
@@ -141,13 +83,15 @@ def test_same_answer_from_gsas_text_and_nexus(run_dir: Path, sim, tmp_path: Path
     assert code == 0 and SHARED_NOTE in out and "class: " in out
 
 
-def test_per_parameter_variance_gives_each_parameter_its_sigma(sim, tmp_path: Path) -> None:
+def test_per_parameter_variance_gives_each_parameter_its_sigma(sim, tiny_spec, tmp_path) -> None:
     import torch
 
     from streamal.train.model_checks import check_model
 
     check_model(DiffractionCnn, sim.space, (512,), options={"variance": "per_parameter"})
-    plugin = DiffractionCnn(sim.space, sim.output_shape, **OPTIONS, variance="per_parameter")
+    spec = tiny_spec(tmp_path)
+    spec = tiny_spec(tmp_path, model_options={**spec.model_options, "variance": "per_parameter"})
+    plugin = DiffractionCnn(sim.space, sim.output_shape, **spec.model_options)
     assert plugin.uncertainty_note is None
     torch.manual_seed(0)
     net = plugin.build()
@@ -156,7 +100,6 @@ def test_per_parameter_variance_gives_each_parameter_its_sigma(sim, tmp_path: Pa
     # an untrained model saved as the trainer saves one
     folder = tmp_path / "checkpoints" / "T0"
     folder.mkdir(parents=True)
-    spec = _spec(tmp_path, sim, model_options={**OPTIONS, "variance": "per_parameter"})
     save_checkpoint(folder / "best.pt", model=net.state_dict(), epoch=0, metrics={})
     write_model_description(folder, model_description(spec, plugin, epoch=0, val={}))
     y = sim.simulate(np.array([2]), sim.space.complete(2, np.array([[4.0]])))[0]

@@ -12,21 +12,12 @@ import numpy as np
 import pytest
 
 from streamal.cli import main
-from streamal.cluster.plan import RankPlacement
-from streamal.config import load_config
-from streamal.data.label import BatchLabel
-from streamal.data.store import SampleStore
 from streamal.inference import Predictor
-from streamal.policy.uniform import UniformPolicy
 from streamal.train.checkpoint import MODEL_FILE
-from streamal.train.ddp import train
-from streamal.train.service import TrainingService
-from streamal.train.spec import TrainSpec
 from streamal_diffraction import TofDiffractionSimulator
 from streamal_diffraction.measurements import write_xye
 from streamal_diffraction.refine import ClassPattern
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "diffraction-ci.yaml"
 # Tetragonal, Å: a class this rough classifier ranks in its top two, so it is refined whether or
 # not it comes first; the cell it predicts is off by several peak widths.
 TRUE = {"a": 3.95, "c": 4.08}
@@ -34,52 +25,10 @@ ZERO = 4.0  # µs on top of the instrument's Zero
 
 
 @pytest.fixture(scope="module")
-def sim() -> TofDiffractionSimulator:
-    return TofDiffractionSimulator()
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, sim: TofDiffractionSimulator) -> Path:
+def run_dir(tmp_path_factory, train_tiny_run) -> Path:
     """A run with one stage T0 of diffraction-cnn, trained for 20 epochs on 90 patterns."""
     run = tmp_path_factory.mktemp("refine") / "run"
-    rng = np.random.default_rng(1)
-    policy = UniformPolicy(sim.space)
-    with SampleStore(
-        run / "store.h5",
-        param_names=sim.space.param_names,
-        class_names=sim.space.class_names,
-        input_shape=sim.output_shape,
-    ) as store:
-        for split, per_class in (("train", 30), ("val", 10), ("test", 10)):
-            classes, params = policy.sample(per_class, rng)
-            store.append(
-                key=split,
-                classes=classes,
-                params=params,
-                inputs=sim.simulate(classes, params),
-                label=BatchLabel(0, split, "uniform"),
-            )
-    service = TrainingService(load_config(CONFIG), None, None, sim.space, (), None, None, run)
-    train(
-        TrainSpec(
-            store=str(run / "store.h5"),
-            train_rows=list(range(90)),
-            val_rows=list(range(90, 120)),
-            test_rows=list(range(120, 150)),
-            model="diffraction-cnn",
-            model_options={"channels": [4, 8], "hidden": 32},
-            space=sim.space.to_dict(),
-            input_shape=sim.output_shape,
-            out_dir=str(run / "checkpoints" / "T0"),
-            epochs=20,
-            ranks=(RankPlacement(0, (0,), None),),
-            batch_size=15,
-            learning_rate=1e-2,
-            stage="T0",
-            metadata=service.metadata(),
-        )
-    )
-    return run
+    return train_tiny_run(run, seed=1, epochs=20, learning_rate=1e-2)
 
 
 @pytest.fixture(scope="module")
