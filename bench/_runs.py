@@ -35,6 +35,18 @@ def run_config(config: dict[str, Any], run_dir: Path, timeout: float = 1800) -> 
     return run_dir
 
 
+def finished_run(config: dict[str, Any], run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``config`` (``run.json`` done,
+    the same config file beside it): a benchmark can then read it instead of running again."""
+    path = run_dir.parent / f"{run_dir.name}.yaml"
+    try:
+        status = json.loads((run_dir / "run.json").read_text()).get("status")
+        same = yaml.safe_load(path.read_text()) == config
+    except (OSError, ValueError):
+        return False
+    return status == "done" and same
+
+
 def makespan(run_dir: Path) -> float:
     """First task start to last task end, seconds (Parsl start-up excluded)."""
     recs = [r for r in load_records(run_dir / "timeline.json") if r.started and r.ended]

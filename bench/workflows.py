@@ -26,6 +26,7 @@ import argparse
 import copy
 import hashlib
 import json
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -221,7 +222,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="time with tiny sets (< 15 min)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--keep", help="keep run directories under this folder")
+    p.add_argument(
+        "--keep",
+        help="keep run directories under this folder; finished runs of the same config found "
+        "there are read, not run again (measure seeds in several sittings)",
+    )
     p.add_argument(
         "--simulator",
         default="diffraction-cryspy",
@@ -282,7 +287,10 @@ def main() -> None:
                 split=args.split,
                 pace_s=args.pace,
             )
-            run = _runs.run_config(cfg, root / f"{wf}-{seed}")
+            run = root / f"{wf}-{seed}"
+            if not _runs.finished_run(cfg, run):
+                shutil.rmtree(run, ignore_errors=True)
+                _runs.run_config(cfg, run)
             final = _runs.final_metrics(run)
             eff = _runs.overlap_efficiency(run)
             per[wf]["makespan"].append(_runs.makespan(run))

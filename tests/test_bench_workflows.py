@@ -48,3 +48,21 @@ def test_calibrated_epochs_balance_simulation_and_training(wf):
         t_k = 6.0 + epochs[k] * (0.02 + (3 * n0 + k * batch) * 0.003)
         assert t_k == pytest.approx(s_k, rel=0.01)
     assert epochs[0] > epochs[1] > epochs[2]  # like the paper's 400/300/250/200
+
+
+def test_a_finished_run_of_the_same_config_is_read_not_run_again(tmp_path):
+    import json
+
+    import yaml
+
+    with bench_module("_runs") as runs:
+        cfg = {"name": "x", "seed": 1}
+        run = tmp_path / "serial-1"
+        run.mkdir()
+        (tmp_path / "serial-1.yaml").write_text(yaml.safe_dump(cfg))
+        assert not runs.finished_run(cfg, run)  # no run.json: never started
+        (run / "run.json").write_text(json.dumps({"status": "running"}))
+        assert not runs.finished_run(cfg, run)  # killed half-way
+        (run / "run.json").write_text(json.dumps({"status": "done"}))
+        assert runs.finished_run(cfg, run)
+        assert not runs.finished_run({**cfg, "seed": 2}, run)
