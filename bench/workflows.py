@@ -3,6 +3,7 @@
     python bench/workflows.py --quick [--seeds 3] [--json]      # time, tiny sets (< 15 min)
     python bench/workflows.py [--json]                          # time, the paper's regime
     python bench/workflows.py --accuracy [--split F] [--json]   # accuracy at real sizes
+    python bench/workflows.py --quick --pace P [--json]         # time at another S/T ratio
 
 Every workflow runs the diffraction app with the same seed, sizes and node plan; the three run
 back to back per seed, in rotating order. Reports the median and per-seed makespans, the
@@ -18,6 +19,9 @@ test set per seed shared by every arm (the same seed draws the same test set); s
 the split the time regime measured (``--split``), and the simulator is paced
 (``bench/_paced.py``) to the time regime's simulation/training cost ratio, so that the
 continuous workflow's feeder and retrainings see the data they would see there.
+``--quick --pace P``: the tiny sets with the fast simulator paced to P s per pattern (a
+sleep: the simulator takes no CPU from the trainer), to measure where the workflows' ratios
+go as the simulation/training balance moves.
 """
 
 from __future__ import annotations
@@ -132,19 +136,29 @@ def base_config(quick: bool, simulator: str = "diffraction-cryspy", accuracy: bo
     }
 
 
-def pacing(seconds_per_pattern: float) -> dict:
-    """Simulator section of the paced fast simulator (phase 0's sets unpaced)."""
-    r = ACCURACY_REGIME
-    phase0 = 3 * (r["n0"] + round(r["n0"] * 0.5) + ACCURACY_TEST_PER_CLASS + r["study"])
+def pacing(seconds_per_pattern: float, chunk: int, unpaced_patterns: int = 0) -> dict:
+    """Simulator section of the fast simulator paced to ``seconds_per_pattern``.
+
+    A paced pattern sleeps instead of computing: the simulator pool then takes no CPU from
+    the trainer, as on a node whose simulator cores are not the trainer's.
+    """
     return {
         "name": "_paced:PacedTofSimulator",
-        "chunk_size": r["chunk"],
+        "chunk_size": chunk,
         "options": {
             "preset": "e1",
             "seconds_per_pattern": seconds_per_pattern,
-            "unpaced_patterns": phase0,
+            "unpaced_patterns": unpaced_patterns,
         },
     }
+
+
+def accuracy_pacing(seconds_per_pattern: float) -> dict:
+    """The accuracy regime's paced simulator: phase 0's sets unpaced (no training waits on
+    them, so their cost changes no training's data)."""
+    r = ACCURACY_REGIME
+    phase0 = 3 * (r["n0"] + round(r["n0"] * 0.5) + ACCURACY_TEST_PER_CLASS + r["study"])
+    return pacing(seconds_per_pattern, r["chunk"], phase0)
 
 
 def config_for(
@@ -160,8 +174,9 @@ def config_for(
     cfg = copy.deepcopy(base_config(quick, simulator, accuracy))
     cfg["seed"] = seed
     cfg["workflow"]["name"] = workflow
-    if accuracy and pace_s > 0:
-        cfg["simulator"] = pacing(pace_s)
+    if pace_s > 0:
+        chunk = cfg["simulator"]["chunk_size"]
+        cfg["simulator"] = accuracy_pacing(pace_s) if accuracy else pacing(pace_s, chunk)
     if workflow == "streaming":
         f = "auto" if split is None else split
         cfg["workflow"]["options"] = {**cfg["workflow"]["options"], "split_fraction": f}
@@ -249,7 +264,9 @@ def main() -> None:
         "--pace",
         type=float,
         default=0.0,
-        help="with --accuracy: seconds per AL pattern (the time regime's S/T ratio)",
+        help="seconds per pattern of the fast simulator, paced (sleeping: no CPU taken "
+        "from the trainer); with --accuracy: per AL pattern, the time regime's S/T ratio; "
+        "without: the time regime's sizes at another S/T ratio",
     )
     p.add_argument(
         "--calibrate",
@@ -267,7 +284,7 @@ def main() -> None:
             json.dumps({"epochs": epochs, "costs": {k: costs[k] for k in costs if k != "sources"}})
         )
         return
-    simulator = "diffraction-tof" if args.accuracy else args.simulator
+    simulator = "diffraction-tof" if args.accuracy or args.pace > 0 else args.simulator
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-wf-"))
     per: dict[str, dict[str, list]] = {
         w: {"makespan": [], "mse": [], "acc": [], "sim_eff": [], "train_eff": [], "phases": []}
@@ -315,6 +332,7 @@ def main() -> None:
         "quick": args.quick,
         "simulator": simulator,
         "mode": "accuracy" if args.accuracy else ("quick" if args.quick else "paper-regime"),
+        "paced": args.pace > 0,
         **{f"{w}_s": round(med[w], 2) for w in WORKFLOWS},
         "streaming_over_serial": round(med["streaming"] / med["serial"], 3),
         "continuous_over_serial": round(med["continuous"] / med["serial"], 3),
@@ -363,7 +381,7 @@ def main() -> None:
         + {"quick": "", "paper-regime": "-paper", "accuracy": "-accuracy"}[result["mode"]]
     )
     if simulator == "diffraction-tof" and not args.accuracy:
-        name = "workflows-tof"
+        name = "workflows-paced" if args.pace > 0 else "workflows-tof"
     fig.savefig(_common.RESULTS / f"{name}.png", dpi=120)
     _common.emit(name, result, args.json)
 

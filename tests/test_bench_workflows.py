@@ -13,7 +13,8 @@ def wf():
 
 
 @pytest.mark.parametrize(
-    ("quick", "accuracy", "pace"), [(True, False, 0.0), (False, False, 0.0), (False, True, 0.05)]
+    ("quick", "accuracy", "pace"),
+    [(True, False, 0.0), (False, False, 0.0), (False, True, 0.05), (True, False, 0.6)],
 )
 def test_every_mode_gives_a_valid_config_for_every_workflow(wf, quick, accuracy, pace):
     for name in wf.WORKFLOWS:
@@ -28,7 +29,10 @@ def test_every_mode_gives_a_valid_config_for_every_workflow(wf, quick, accuracy,
         if accuracy:  # one test set of >= 1,500 patterns, the same draw for every arm
             test = round(phases[0]["samples"] * cfg["workflow"]["options"]["test_fraction"])
             assert 3 * test >= 1500
-            assert cfg["simulator"]["options"]["seconds_per_pattern"] == pace
+        if pace:  # every pattern paced, but phase 0's sets in the accuracy runs
+            opts = cfg["simulator"]["options"]
+            assert opts["seconds_per_pattern"] == pace
+            assert (opts["unpaced_patterns"] >= 1500) == accuracy
         if name == "streaming":
             assert cfg["workflow"]["options"]["split_fraction"] == 0.3
 
