@@ -70,3 +70,23 @@ def test_a_finished_run_of_the_same_config_is_read_not_run_again(tmp_path):
         (run / "run.json").write_text(json.dumps({"status": "done"}))
         assert runs.finished_run(cfg, run)
         assert not runs.finished_run({**cfg, "seed": 2}, run)
+
+
+def test_the_regime_map_replays_the_paper_sizes_and_reads_the_balance():
+    from streamal.replay.workload import Phase, Workload
+
+    with bench_module("workflow_regimes") as regimes:
+        quick = Workload("streaming", (Phase(9, 200), Phase(9, 150)), 6, 6, 9, chunk_size=2)
+        paper = regimes.paper_workload(quick)
+        assert [p.samples for p in paper.phases] == [51, 51, 51]
+        assert [p.epochs for p in paper.phases] == regimes.workflows.PAPER_REGIME["epochs"]
+        assert (paper.val, paper.study, paper.chunk_size) == (24, 24, 3)  # round(8.5) = 8
+        spans = {
+            "S0": (0, 9),
+            "T0": (9, 10),
+            "S1": (10, 12),
+            "T1": (12, 13),
+            "S2": (13, 19),
+            "T2": (19, 21),
+        }
+        assert regimes.al_balance(spans) == pytest.approx((2 / 1 + 6 / 2) / 2)  # S0 left out
