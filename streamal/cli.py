@@ -401,7 +401,45 @@ def build_parser() -> argparse.ArgumentParser:
     from streamal.inference.cli import add_parser as add_predict
 
     add_predict(sub)
+    examples = [f"  {name:<14} {example}" for name, example in _add_app_commands(sub)]
+    if examples:
+        head, _, tail = EPILOG.partition("\n\nexit status")
+        p.epilog = "\n".join([head, *examples]) + "\n\nexit status" + tail
     return p
+
+
+COMMANDS_GROUP = "streamal.commands"
+"""Entry-point group of the subcommands apps add (``nas-export``): each entry point is a
+function ``add_parser(subparsers) -> str`` that registers the command named as the entry
+point on argparse's subparsers (with ``set_defaults(func=...)``) and returns a one-line
+example of it for ``streamal -h``."""
+
+
+def _add_app_commands(sub: Any) -> list[tuple[str, str]]:
+    """Register the :data:`COMMANDS_GROUP` subcommands; ``[(name, example)]``.
+
+    A command that cannot be loaded, or whose name a built-in command has, is left out with a
+    ``warning:`` line on stderr: one broken app does not take the CLI down.
+    """
+    from importlib.metadata import entry_points
+
+    added = []
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        if ep.name in sub.choices:
+            print(f"warning: command {ep.name!r} ({ep.value}) is built in", file=sys.stderr)
+            continue
+        try:
+            example = ep.load()(sub)
+        except Exception as exc:  # an app's bug: name it, keep the other commands
+            print(
+                f"warning: command {ep.name!r} ({ep.value}) could not be added: "
+                f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+                file=sys.stderr,
+            )
+            continue
+        if ep.name in sub.choices:
+            added.append((ep.name, str(example or f"streamal {ep.name} -h")))
+    return added
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from streamal.runtime.pools import SIM_POOL, TRAIN_POOL
 from streamal.runtime.scheduler import Scheduler
 
+from .datasets import DataSpec
 from .evaluate import train_candidate
 from .genome import genome_to_dict
 from .objectives import candidate_cost, model_cost
@@ -47,6 +48,7 @@ class CandidateEvaluator:
         engine: The engine's supervisor (the similarity check holds a sim slot through it).
         use_gpu: Train on the worker's GPU.
         fence: The driver session's fence, checked by the tasks before they write.
+        data: What candidates train on (default: digits with the run's seed).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class CandidateEvaluator:
         engine: EngineSupervisor | None,
         use_gpu: bool,
         fence: SessionFence,
+        data: DataSpec | None = None,
     ) -> None:
         self.options = options
         self.scheduler = scheduler
@@ -75,6 +78,7 @@ class CandidateEvaluator:
         self.engine = engine
         self.use_gpu = use_gpu
         self.fence = fence
+        self.data = data if data is not None else DataSpec("digits", seed=seed)
 
     async def evaluate(self, c: Candidate, trained: Trained) -> dict[str, Any]:
         """Similarity check, then training; ``trained``: the candidates told before ``c``."""
@@ -125,8 +129,11 @@ class CandidateEvaluator:
             "batch_size": o.batch_size,
             "learning_rate": o.learning_rate,
             "channels": o.channels,
+            "network": o.network.model_dump(),
+            "data": self.data.to_dict(),
+            "fitness": o.fitness,
+            "fitness_weights": o.fitness_weights,
             "seed": self.seed * 100_003 + int(c.id[1:]),
-            "data_seed": self.seed,
             "records_path": str(self.records_path),
             "decisions_dir": str(self.decisions_dir) if self.decisions_dir is not None else None,
             "prediction": self.prediction,
@@ -150,6 +157,7 @@ class CandidateEvaluator:
             epochs=result["epochs"],
             stop_reason=result["stop_reason"],
             stop_epoch=result["stop_epoch"],
+            fitness_metric=self.options.fitness,
             fitness=result["fitness"],
             predicted_fitness=result["predicted_fitness"],
             actual_fitness=result["actual_fitness"],
@@ -164,6 +172,7 @@ class CandidateEvaluator:
             train_s=result["train_s"],
             wall_s=time.time() - t0,
             curve=result["curve"],
+            metrics=result.get("metrics"),
         )
         return row
 
@@ -199,7 +208,7 @@ class CandidateEvaluator:
     ) -> dict[str, Any]:
         """``row`` of a candidate not trained: it inherits the similar provider's fitness."""
         provider = trained[decision["provider_id"]]
-        flops, params = model_cost(c.genome, self.options.channels)
+        flops, params = model_cost(c.genome, self.options, self.data)
         if self.options.objective == "energy":
             cost, proxy = provider["cost"], provider["energy_j"] is None
         else:
@@ -209,6 +218,7 @@ class CandidateEvaluator:
             epochs=0.0,
             stop_reason="similar",
             stop_epoch=None,
+            fitness_metric=self.options.fitness,
             fitness=decision["inherited_fitness"],
             predicted_fitness=None,
             actual_fitness=None,
@@ -223,5 +233,6 @@ class CandidateEvaluator:
             train_s=0.0,
             wall_s=time.time() - t0,
             curve=[],
+            metrics=None,
         )
         return row

@@ -1,17 +1,18 @@
 """The ``train``-pool task of the search: train one candidate (:func:`train_candidate`).
 
-The task trains a :class:`~.models.MacroNet` on digits, appends ``(candidate, epoch,
-fitness %)`` to the shared records file after each validation and stops when its decision
-file, written by the prediction engine's task (:mod:`.prediction.task`), or the scheduler's
-cancel token says so. What it returns to the search does not depend on when the engine's
-decision arrived (see :func:`train_candidate`). It is a module-level function taking one
-plain ``spec``, so that pool workers can import it; the driver side that builds the spec
-and turns the result into a candidate row is :mod:`.candidates`.
+The task trains a :class:`~.models.MacroNet` on the search's data (digits, or a simulator's
+samples through the ``nas-genome`` model: :mod:`.learners`), appends ``(candidate, epoch,
+fitness)`` (:mod:`.fitness`: accuracy in %, or a validation loss) to the shared records file
+after each validation and stops when its decision file, written by the prediction engine's
+task (:mod:`.prediction.task`), or the scheduler's cancel token says so. What it returns to
+the search does not depend on when the engine's decision arrived (see
+:func:`train_candidate`). It is a module-level function taking one plain ``spec``, so that
+pool workers can import it; the driver side that builds the spec and turns the result into
+a candidate row is :mod:`.candidates`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
@@ -19,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .datasets import DataSpec
+from .fitness import fitness_value
 from .genome import genome_from_dict
 from .prediction import (
     Decision,
@@ -30,24 +33,21 @@ from .prediction import (
 )
 from .search_state import SearchStateError, SessionFence
 
-__all__ = ["train_candidate"]
+__all__ = ["GRAD_CLIP", "train_candidate"]
+
+GRAD_CLIP = 50.0
+"""Gradient-norm clip of multitask candidates (the core trainer's default ``grad_clip``)."""
 
 
-@functools.lru_cache(maxsize=2)
-def _digits(seed: int):
-    from .data import load_digits_splits
-
-    return load_digits_splits(seed=seed)
-
-
-def _accuracy(model, x, y) -> float:
+def _validate(model, learner, x, c, t) -> dict[str, float]:
+    """The learner's metrics of the validation split, in eval mode."""
     import torch
 
     model.eval()
     with torch.no_grad():
-        acc = (model(x).argmax(1) == y).float().mean().item()
+        metrics = learner.metrics(model(x), c, t)
     model.train()
-    return 100.0 * acc
+    return metrics
 
 
 def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +66,10 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     Args:
         spec: ``candidate``, ``genome`` (:func:`~.genome.genome_to_dict`), ``max_epochs``,
             ``epochs_per_iteration`` (validation interval in epochs), ``batch_size``,
-            ``learning_rate``, ``channels``, ``seed``, ``data_seed``, ``records_path``,
+            ``learning_rate``, ``channels``, ``network`` (:class:`~.network.NetworkOptions`
+            values), ``data`` (:meth:`~.datasets.DataSpec.to_dict`; default digits with
+            ``data_seed``), ``fitness`` and ``fitness_weights`` (default accuracy),
+            ``seed``, ``records_path``,
             ``decisions_dir`` (``None``: no prediction engine), ``prediction`` (the
             engine's :func:`~.prediction.prediction_config` values, for the replay),
             ``checkpoint``, ``provider_checkpoint`` (``None``: no transfer),
@@ -77,9 +80,10 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
         ``epochs`` trained, ``stop_reason`` (``converged``, ``never-learning``,
         ``max-epochs`` from the engine, ``max-epochs`` when it ran out, or ``cancelled``),
         ``stop_epoch`` (of the decision, ``None`` without one), ``fitness`` (what the search
-        gets: the engine's FIT_P on convergence, else the validation accuracy in % at the
+        gets: the engine's FIT_P on convergence, else the validation fitness at the
         decision's epoch, or at the last epoch without a decision), ``predicted_fitness``,
-        ``actual_fitness`` (validation accuracy at that epoch), ``flops``, ``params``,
+        ``actual_fitness`` (validation fitness at that epoch), ``metrics`` (every validation
+        metric at that epoch), ``flops``, ``params``,
         ``train_s``, ``energy`` (:class:`~.energy.EnergyMeasurement` dict), ``transfer``
         (``None`` or ``{provider, method, tensors, fraction}``), ``curve`` (every
         validation). The checkpoint holds the weights at the decision's epoch.
@@ -95,7 +99,8 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     from streamal.train.checkpoint import load_checkpoint
 
     from .energy import EnergyMeter
-    from .models import build_model, count_flops, count_parameters
+    from .learners import candidate_learner, learner_splits
+    from .models import count_flops, count_parameters
     from .transfer import transfer_weights
 
     t_start = time.perf_counter()
@@ -112,12 +117,17 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
             )
 
     genome = genome_from_dict(spec["genome"])
-    data = _digits(int(spec.get("data_seed", 0)))
+    data_spec = spec.get("data") or {"name": "digits", "seed": int(spec.get("data_seed", 0))}
+    data = DataSpec.from_dict(data_spec)
+    learner = candidate_learner(data, genome, spec["channels"], spec.get("network") or {})
+    splits = learner_splits(data, learner)
+    fitness_name = spec.get("fitness", "accuracy")
+    weights = spec.get("fitness_weights")
     torch.manual_seed(int(spec.get("seed", 0)))
     use_gpu = bool(spec.get("gpu")) and torch.cuda.is_available()
     device = torch.device("cuda:0" if use_gpu else "cpu")
-    model = build_model(genome, 1, data.num_classes, dims=2, channels=int(spec["channels"]))
-    flops = count_flops(model, data.input_shape)
+    model = learner.build()
+    flops = count_flops(model, learner.input_shape)
     params = count_parameters(model)
     transfer = None
     provider_ckpt = spec.get("provider_checkpoint")
@@ -131,10 +141,10 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
             "fraction": rec.fraction,
         }
     model.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_val, y_val = data.x_val.to(device), data.y_val.to(device)
+    x_train, y_train, t_train = (a.to(device) for a in splits[:3])
+    x_val, y_val, t_val = (a.to(device) for a in splits[3:])
     opt = torch.optim.Adam(model.parameters(), lr=float(spec["learning_rate"]))
-    loss_fn = torch.nn.CrossEntropyLoss()
+    clip = None if data.name == "digits" else GRAD_CLIP  # the NLL's log σ² can jump
     per_iter = float(spec["epochs_per_iteration"])
     iters_per_epoch = max(1, round(1.0 / per_iter))
     max_iters = int(math.ceil(float(spec["max_epochs"]) * iters_per_epoch))
@@ -142,6 +152,7 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(int(spec.get("seed", 0)))
     records_path, decisions_dir = spec["records_path"], spec.get("decisions_dir")
     curve: list[tuple[float, float]] = []
+    metrics_at: dict[float, dict[str, float]] = {}
     snapshots: dict[float, dict[str, Any]] = {}  # epoch -> weights, until a decision is read
     decision: Decision | None = None
     stop_reason = "max-epochs"
@@ -153,12 +164,16 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
                 perm = torch.randperm(len(x_train), generator=gen).to(device)
                 chunks = perm.tensor_split(iters_per_epoch)
             for idx in chunks[it % iters_per_epoch].split(batch):
-                loss = loss_fn(model(x_train[idx]), y_train[idx])
+                loss, _ = learner.loss(model(x_train[idx]), y_train[idx], t_train[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
             epoch = (it + 1) / iters_per_epoch
-            fitness = _accuracy(model, x_val, y_val)
+            metrics = _validate(model, learner, x_val, y_val, t_val)
+            fitness = fitness_value(metrics, fitness_name, weights)
+            metrics_at[epoch] = metrics
             check_fence()
             curve.append((epoch, fitness))
             append_record(records_path, cid, epoch, fitness, session=session)
@@ -198,6 +213,7 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
         "fitness": decision.fitness if converged else measured,
         "predicted_fitness": decision.predicted_fitness if decision is not None else None,
         "actual_fitness": measured,
+        "metrics": metrics_at.get(end_epoch),
         "flops": flops,
         "params": params,
         "train_s": time.perf_counter() - t_start,

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MacroGenome", "PhaseDAG", "bits_per_phase", "genome_from_dict", "genome_to_dict"]
+__all__ = [
+    "MacroGenome",
+    "PhaseDAG",
+    "bits_per_phase",
+    "genome_from_dict",
+    "genome_from_key",
+    "genome_to_dict",
+]
 
 
 def bits_per_phase(nodes: int) -> int:
@@ -252,3 +259,20 @@ def genome_to_dict(genome: MacroGenome) -> dict[str, Any]:
 def genome_from_dict(data: Mapping[str, Any]) -> MacroGenome:
     """Inverse of :func:`genome_to_dict`."""
     return MacroGenome(int(data["phases"]), int(data["nodes"]), tuple(data["bits"]))
+
+
+def genome_from_key(key: str) -> MacroGenome:
+    """Inverse of :meth:`MacroGenome.key` (``'macro:2x3:0001-0001'``).
+
+    Raises:
+        ValueError: ``key`` is not a macro genome key (the message shows the form).
+    """
+    kind, _, rest = str(key).partition(":")
+    shape, _, groups = rest.partition(":")
+    phases, _, nodes = shape.partition("x")
+    bits = groups.replace("-", "")
+    if kind != "macro" or not (phases.isdigit() and nodes.isdigit()) or not bits.isdigit():
+        raise ValueError(
+            f"not a genome key: {key!r}; expected 'macro:<phases>x<nodes>:<bits>-<bits>...'"
+        )
+    return MacroGenome(int(phases), int(nodes), tuple(int(b) for b in bits))

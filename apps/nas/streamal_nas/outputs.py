@@ -24,6 +24,7 @@ import numpy as np
 
 from streamal import durable
 
+from .fitness import fitness_label
 from .objectives import objective_vector
 from .strategies import pareto_indices
 
@@ -47,6 +48,7 @@ COLUMNS: tuple[str, ...] = (
     "epochs",
     "stop_reason",
     "stop_epoch",
+    "fitness_metric",
     "fitness",
     "predicted_fitness",
     "actual_fitness",
@@ -64,7 +66,8 @@ COLUMNS: tuple[str, ...] = (
     "train_s",
     "wall_s",
 )
-"""Columns of the candidate table (JSON rows hold these keys, plus ``curve``)."""
+"""Columns of the candidate table (JSON rows hold these keys, plus ``curve`` and ``metrics``,
+the validation metrics at the fitness's epoch)."""
 
 
 def write_candidate_table(
@@ -122,7 +125,7 @@ def plot_pareto(records: Sequence[Mapping[str, Any]], path: str | Path, cost_lab
                 s=8,
                 color="k",
                 marker=".",
-                label="last measured accuracy",
+                label="last measured fitness",
             )
         front = pareto_indices(_objectives(records))
         order = front[np.argsort(cost[front])]
@@ -130,7 +133,8 @@ def plot_pareto(records: Sequence[Mapping[str, Any]], path: str | Path, cost_lab
         ax.set_xscale("log")
         ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel(cost_label)
-    ax.set_ylabel("fitness: validation accuracy (%)\n(predicted if stopped early)")
+    metric = records[0].get("fitness_metric", "accuracy") if records else "accuracy"
+    ax.set_ylabel(f"{fitness_label(metric)}\n(predicted if stopped early)")
     ax.set_title("search result (marker size = parameters)")
     fig.tight_layout()
     png = io.BytesIO()
@@ -159,7 +163,7 @@ def summarize(
     skipped = [r for r in records if r["status"] == "skipped"]
     epochs = float(sum(r["epochs"] for r in trained))
     budget = max_epochs * len(records)
-    best = max(records, key=lambda r: (r["fitness"], -r["cost"]), default=None)
+    best = min(records, key=lambda r: tuple(objective_vector(r)), default=None)
     front = [records[i]["id"] for i in pareto_indices(_objectives(records))] if records else []
     return {
         "candidates": len(records),

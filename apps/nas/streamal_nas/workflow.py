@@ -25,6 +25,12 @@ strategy over the saved evaluations without training them again, evaluates the c
 that were in flight from epoch 0, and continues; it ends with the same candidates as an
 uninterrupted run with the same seed.
 
+Data (:mod:`.datasets`, option ``dataset``): digits, a finished campaign's store, or samples
+of the config's simulator, simulated on the ``sim`` pool before the search starts (the
+search needs the whole validation set to compare candidates; a resumed run keeps what was
+stored). The fitness (option ``fitness``, :mod:`.fitness`) is validation accuracy or a loss;
+a loss is minimised, by the search and by the prediction engine (``direction: minimize``).
+
 Outputs: see :mod:`.outputs`.
 """
 
@@ -42,6 +48,7 @@ from streamal.cluster.parsl_config import sim_core_groups
 from streamal.workflows.base import Workflow
 
 from .candidates import CandidateEvaluator, Trained
+from .datasets import DataSpec, prepare_data
 from .objectives import hypervolume_reference, objective_vector
 from .options import NasOptions
 from .outputs import (
@@ -95,6 +102,7 @@ class NasWorkflow(Workflow):
         self.decisions_dir = run_dir / "decisions"
         self.decisions_dir.mkdir(exist_ok=True)
         self.records_path.touch()
+        self.data: DataSpec = await prepare_data(o, self)
         self.state = SearchState.open(run_dir, cfg.fingerprint(), window=self._train_workers() + 1)
         self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
         for note in self.state.notes:
@@ -113,7 +121,9 @@ class NasWorkflow(Workflow):
         self.engine: EngineSupervisor | None = None
         prediction = None
         if o.prediction.enabled:
-            prediction = o.prediction.engine_config(o.epochs_per_iteration, self.max_epochs)
+            prediction = o.prediction.engine_config(
+                o.epochs_per_iteration, self.max_epochs, direction=o.direction
+            )
             prediction_config(prediction)  # fail early on bad settings
             self.engine = EngineSupervisor(
                 self.ctx.scheduler,
@@ -141,6 +151,7 @@ class NasWorkflow(Workflow):
             engine=self.engine,
             use_gpu=bool(self.ctx.plan.gpus),
             fence=self.state.fence(),
+            data=self.data,
         )
         try:
             await self._search(strategy)
@@ -225,7 +236,7 @@ class NasWorkflow(Workflow):
     def _write_outputs(self, strategy: SearchStrategy, wall_s: float) -> None:
         o: NasOptions = self.options
         rows = sorted(self.rows, key=lambda r: r["id"])
-        ref = hypervolume_reference(o, self.rows, self.max_epochs)
+        ref = hypervolume_reference(o, self.rows, self.max_epochs, self.data)
         f = np.array([objective_vector(r) for r in rows], dtype=float)
         hv = hypervolume(f / ref, [1.0, 1.0]) if rows else 0.0
         run_dir = self.ctx.run_dir
@@ -236,6 +247,8 @@ class NasWorkflow(Workflow):
             hypervolume=hv,
             hypervolume_reference=ref,
             objective=o.objective,
+            fitness=o.fitness,
+            dataset=o.dataset.name,
             max_epochs=self.max_epochs,
             wall_s=wall_s,
             strategy=o.strategy,

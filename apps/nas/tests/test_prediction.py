@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from streamal.errors import ConfigError, PluginError
+from streamal_nas.options import PredictionOptions
 from streamal_nas.prediction import (
     CURVES,
     Curve,
@@ -27,6 +29,7 @@ from streamal_nas.prediction import (
     fit_curve,
     get_curve,
     poll_decision,
+    prediction_config,
     read_all_decisions,
     read_decisions,
     read_records,
@@ -341,6 +344,9 @@ def test_never_learning_rule_stops_a_noisy_flat_curve_earlier() -> None:
         {"valid_range": (1.0, 0.0)},
         {"fitness_scale": 0.0},
         {"max_nfev": 0},
+        {"variant": "penguin"},
+        {"direction": "up"},
+        {"curves": ("exp_base_dec",)},  # a decreasing curve to maximize
     ],
 )
 def test_bad_configuration_is_named(kwargs: dict[str, object]) -> None:
@@ -483,3 +489,203 @@ def test_decision_json_round_trip_and_bad_record_lines(tmp_path: Path) -> None:
     bad.write_text('{"candidate": "c", "epoch": 0.5, "fitness": 1}\n{"oops": 1}\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
         read_records(bad)
+
+
+# -- paper fidelity and the authors'-code variant, on hand-computed cases -------------------
+# ``level`` fits f(x) = a, whose least-squares fit is the mean of the points fitted: every
+# prediction is a running mean, so each case's stop epoch and value are computed by hand.
+def _level(x: np.ndarray, a: float) -> np.ndarray:
+    return np.full_like(x, a)
+
+
+LEVEL = Curve("level", "a", _level, (0.0,), ((-1e3,), (1e3,)), x_min=None)
+LEVEL_DEC = dataclasses.replace(LEVEL, name="level_dec", trend="decreasing")
+
+
+def _run(values: list[float], **kwargs: object) -> tuple[Decision, PredictionJob]:
+    job = PredictionEngine(PredictionConfig(**kwargs)).job("h")  # type: ignore[arg-type]
+    decision = _feed(job, values)
+    assert decision is not None
+    return decision, job
+
+
+def _first_prediction_epoch(job: PredictionJob) -> float:
+    return next(h.epoch for h in job.history if h.prediction is not None)
+
+
+@pytest.mark.parametrize(
+    ("curve", "c_min", "paper", "code"),
+    [("exp_base", None, 3, 2), ("pow2", None, 2, 1), (LEVEL, None, 1, 1), (LEVEL, 3, 3, 2)],
+)
+def test_c_min_is_the_number_of_parameters_and_the_code_fits_one_point_earlier(
+    curve: str | Curve, c_min: int | None, paper: int, code: int
+) -> None:
+    for variant, points in (("paper", paper), ("penguin-code", code)):
+        cfg = PredictionConfig(curves=(curve,), c_min=c_min, variant=variant)
+        assert cfg.first_fit_points(get_curve(curve)) == points
+
+
+def test_flat_curve_stops_one_record_earlier_with_the_code_first_fit_on_two_points() -> None:
+    # exp_base on a flat 1 %: every fit gives b = 1, a = 2, so every prediction is 1.0.
+    # paper: predictions from record 3 (C_min = 3): 1.5, 2.0, 2.5 -> stop at 2.5.
+    # code: from record 2 (2 points): 1.0, 1.5, 2.0 -> stop at 2.0.
+    for variant, first, stop in (("paper", 1.5, 2.5), ("penguin-code", 1.0, 2.0)):
+        decision, job = _run([1.0] * 40, variant=variant)
+        assert _first_prediction_epoch(job) == first
+        assert decision.reason == "converged" and decision.stop_epoch == stop
+        assert decision.fitness == pytest.approx(1.0, abs=1e-3)
+    # the same on the level curve with C_min = 3: the first fit on 2 vs 3 points
+    for variant, stop in (("paper", 2.5), ("penguin-code", 2.0)):
+        decision, job = _run([10.0] * 40, curves=(LEVEL,), c_min=3, variant=variant)
+        assert decision.stop_epoch == stop and decision.fitness == pytest.approx(10.0)
+
+
+def test_paper_waits_past_n_times_e_the_code_does_not() -> None:
+    # level, C_min = 1: predictions from record 1, all 10. Three by e = 1.5 = N * E, where
+    # Alg. 2 line 3 still exits; the code tests at once.
+    paper, _ = _run([10.0] * 40, curves=(LEVEL,))
+    code, _ = _run([10.0] * 40, curves=(LEVEL,), variant="penguin-code")
+    assert (paper.stop_epoch, code.stop_epoch) == (2.0, 1.5)
+
+
+def test_mean_centre_in_the_paper_median_centre_in_the_code() -> None:
+    # values 10, 10, 10, 12.4, 10.6, ...: running means p2..p6 = 10, 10, 10.6, 10.6, 10.6.
+    # paper at e = 2.5: [p3, p4, p5] = [10, 10.6, 10.6], mean 10.4, deviations 0.4 <= 0.5.
+    # code at e = 2.0: [10, 10, 10.6], median 10, 0.6 > 0.5; at 2.5: [10, 10.6, 10.6],
+    # median 10.6, 0.6 > 0.5; at 3.0: [10.6] * 3.
+    values = [10.0, 10.0, 10.0, 12.4] + [10.6] * 36
+    paper, _ = _run(values, curves=(LEVEL,), c_min=3)
+    code, _ = _run(values, curves=(LEVEL,), c_min=3, variant="penguin-code")
+    assert (paper.stop_epoch, code.stop_epoch) == (2.5, 3.0)
+    assert paper.fitness == pytest.approx(10.6) and code.fitness == pytest.approx(10.6)
+    assert paper.converged and code.converged
+
+
+def test_an_invalid_prediction_clears_the_code_window() -> None:
+    # values 99.9, 99.9, 101.1, 98.7, 99.9, ...: running means p2..p6 = 99.9, 100.3, 99.9,
+    # 99.9, 99.9. paper at e = 2.5: [p3, p4, p5] = [100.3, 99.9, 99.9], the latest valid,
+    # mean 100.03 -> converged. code: 100.3 > 100 empties the window, so [99.9] * 3 only at
+    # e = 3.0 (skipping 100.3 instead would stop at 2.5; keeping it, at 2.0).
+    values = [99.9, 99.9, 101.1, 98.7] + [99.9] * 36
+    paper, _ = _run(values, curves=(LEVEL,), c_min=3)
+    code, _ = _run(values, curves=(LEVEL,), c_min=3, variant="penguin-code")
+    assert (paper.stop_epoch, code.stop_epoch) == (2.5, 3.0)
+    assert paper.fitness == pytest.approx(99.9) and code.fitness == pytest.approx(99.9)
+
+
+def test_code_default_curve_allows_an_asymptote_up_to_200() -> None:
+    assert PredictionConfig().curves == ("exp_base",)
+    assert PredictionConfig(variant="penguin-code").curves == ("exp_base_a200",)
+    code_curve = get_curve("exp_base_a200")
+    assert code_curve.formula == get_curve("exp_base").formula
+    assert code_curve.bounds == ((0.5, 1.0, 0.0), (200.0, math.inf, math.inf))
+    # a still-rising curve with asymptote 150: the code recovers it, prediction 150 - 1.02^205
+    x = np.arange(1, 41, dtype=float)
+    values = 150.0 - 1.02 ** (245.0 - x)
+    code, _ = _run(list(values), variant="penguin-code")
+    assert code.reason == "converged" and code.params[0] == pytest.approx(150.0)
+    assert code.fitness == pytest.approx(150.0 - 1.02**205, abs=1e-6)
+    _, paper = _run(list(values))
+    assert all(h.params[0] <= 102.5 for h in paper.history if h.params is not None)
+
+
+def _level_failing_on_three_points(x: np.ndarray, a: float) -> np.ndarray:
+    if np.size(x) == 3:
+        raise ValueError("no fit on 3 points")
+    return np.full_like(x, a)
+
+
+@pytest.mark.parametrize("variant", ["paper", "penguin-code"])
+def test_a_failed_fit_leaves_the_window_as_it_is(variant: str) -> None:
+    # predictions 10, 10, (fit fails), 10: both windows hold [10, 10, 10] at e = 2.0; a
+    # failure that emptied the code window would delay it to e = 3.0.
+    curve = dataclasses.replace(LEVEL, name="level_failing", fn=_level_failing_on_three_points)
+    decision, job = _run([10.0] * 40, curves=(curve,), variant=variant)
+    assert job.history[2].selection == "failed" and job.history[2].prediction is None
+    assert decision.stop_epoch == 2.0 and decision.fitness == pytest.approx(10.0)
+
+
+# -- decreasing curves (direction="minimize") -----------------------------------------------
+def test_maximize_defaults_are_unchanged() -> None:
+    cfg = PredictionConfig()
+    assert cfg == PredictionConfig(
+        curves=("exp_base",), valid_range=(0.0, 100.0), variant="paper", direction="maximize"
+    )
+    assert cfg.resolved_curves() == (get_curve("exp_base"),)
+
+
+def test_minimize_defaults_and_curve_trends() -> None:
+    cfg = PredictionConfig(direction="minimize")
+    assert cfg.curves == ("exp_base_dec",) and cfg.valid_range == (0.0, math.inf)
+    assert get_curve("exp_base_dec").formula == "a + b^(c - x)"
+    assert PredictionConfig(direction="minimize", variant="penguin-code").curves == (
+        "exp_base_dec",
+    )
+    with pytest.raises(ConfigError, match="decreasing"):
+        PredictionConfig(direction="minimize", curves=("exp_base",))
+
+
+@pytest.mark.parametrize("variant", ["paper", "penguin-code"])
+@pytest.mark.parametrize(
+    ("floor", "amplitude", "tau"), [(0.2, 1.5, 3.0), (1.2, 3.4, 4.0), (50.0, 300.0, 5.0)]
+)
+def test_decreasing_curve_converges_to_its_asymptote(
+    variant: str, floor: float, amplitude: float, tau: float
+) -> None:
+    # floor + amplitude * e^(-x/tau) is a + b^(c - x) with a = floor, b = e^(1/tau), and it
+    # has flattened by x = e_pred * r = 40: its asymptote is the prediction, within t = 0.5 %.
+    x = np.arange(1, 41, dtype=float)  # rescaled epochs
+    values = floor + amplitude * np.exp(-x / tau)
+    decision, _ = _run(list(values), direction="minimize", variant=variant)
+    assert decision.reason == "converged" and decision.stop_epoch <= 3.0
+    assert decision.curve == "exp_base_dec"
+    assert decision.params[0] == pytest.approx(floor, rel=1e-6)
+    assert abs(decision.fitness - floor) <= 0.5 / 100 * floor
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noisy_decreasing_curve_converges_near_its_asymptote(seed: int) -> None:
+    x = np.arange(1, 41, dtype=float)
+    noise = np.random.default_rng(seed).normal(0.0, 0.002, 40)
+    values = (0.2 + 1.5 * np.exp(-x / 3.0)) * (1.0 + noise)
+    decision, _ = _run(list(values), direction="minimize")
+    assert decision.reason == "converged" and decision.stop_epoch < 10.0
+    assert abs(decision.fitness - 0.2) <= 0.015 * 0.2
+
+
+@pytest.mark.parametrize("variant", ["paper", "penguin-code"])
+def test_minimize_tolerance_is_relative_to_the_centre(variant: str) -> None:
+    # losses 2, 2, 2, 2.4, 2.1, ...: running means p2..p6 = 2, 2, 2.1, 2.1, 2.1. t = 0.5 %
+    # of ~2.07 is ~0.01, so [2, 2, 2.1] (code, e = 2.0) and [2, 2.1, 2.1] (e = 2.5) spread
+    # too much; both stop at [2.1] * 3, e = 3.0 (an absolute t = 0.5 would stop at 2.0 / 2.5).
+    values = [2.0, 2.0, 2.0, 2.4] + [2.1] * 36
+    decision, _ = _run(values, curves=(LEVEL_DEC,), c_min=3, direction="minimize", variant=variant)
+    assert decision.stop_epoch == 3.0 and decision.fitness == pytest.approx(2.1)
+
+
+def test_minimize_never_learning_rule_stops_curves_at_or_above_the_ceiling() -> None:
+    rng = np.random.default_rng(0)
+    flat = 4.6 + rng.normal(0.0, 0.3, 40)  # CIFAR-100 cross-entropy at chance, noisy
+    paper = _feed(PredictionEngine(PredictionConfig(direction="minimize")).job("n"), flat)
+    rule = NeverLearningRule(floor=4.0, min_epoch=3.0)
+    cfg = PredictionConfig(direction="minimize", never_learning=rule)
+    decision = _feed(PredictionEngine(cfg).job("n"), flat)
+    assert decision.reason == "never-learning" and not decision.converged
+    assert decision.stop_epoch == 3.0 < paper.stop_epoch
+    assert decision.fitness >= 4.0
+    x = np.arange(1, 41, dtype=float)
+    learner = _feed(PredictionEngine(cfg).job("l"), 1.2 + 3.4 * np.exp(-x / 8.0))
+    assert learner.reason == "converged"
+
+
+def test_prediction_options_pass_variant_and_direction() -> None:
+    default = prediction_config(PredictionOptions().engine_config(0.5, 20.0))
+    assert default == PredictionConfig(e_pred=20.0)
+    opts = PredictionOptions(variant="penguin-code", never_learning_floor=4.0)
+    cfg = prediction_config(opts.engine_config(0.5, 20.0, direction="minimize"))
+    assert (cfg.variant, cfg.direction, cfg.curves) == (
+        "penguin-code",
+        "minimize",
+        ("exp_base_dec",),
+    )
+    assert cfg.never_learning == NeverLearningRule(floor=4.0)

@@ -2,7 +2,9 @@
 
 * :mod:`.fitting`: a parametric curve and its bounded least-squares fit.
 * :mod:`.table2`: the Table 2 curve families; :mod:`.curves`: the registry of named curves.
-* :mod:`.config`: engine parameters (Table 4); :mod:`.decision`: the engine's output.
+* :mod:`.config`: engine parameters (Table 4), the ``variant`` (the paper's text or the
+  authors' code) and the ``direction`` (accuracy-like or loss-like fitness);
+  :mod:`.decision`: the engine's output.
 * :mod:`.engine`: Alg. 1 (parametric modelling) and Alg. 2 (prediction analyzer) behind a
   DeepHyper-style ``job.record(epoch, fitness); if job.stopped(): break``.
 * :mod:`.records` and :mod:`.decisions`: the files that run the engine as a separate task,
@@ -18,8 +20,16 @@ Example::
             break
 """
 
-from .config import NeverLearningRule, PredictionConfig, prediction_config
-from .curves import CURVES, DEFAULT_CURVE, check_curve, get_curve, register_curve
+from .config import Direction, NeverLearningRule, PredictionConfig, Variant, prediction_config
+from .curves import (
+    CODE_CURVE,
+    CURVES,
+    DEFAULT_CURVE,
+    MINIMIZE_CURVE,
+    check_curve,
+    get_curve,
+    register_curve,
+)
 from .decision import Decision, StopReason
 from .decisions import (
     decision_path,
@@ -38,10 +48,13 @@ FitnessPredictor = PredictionEngine
 """Alias: the engine under the name used in some of the design notes."""
 
 __all__ = [
+    "CODE_CURVE",
     "CURVES",
     "DEFAULT_CURVE",
+    "MINIMIZE_CURVE",
     "Curve",
     "Decision",
+    "Direction",
     "FitResult",
     "FitnessPredictor",
     "HistoryEntry",
@@ -50,6 +63,7 @@ __all__ = [
     "PredictionEngine",
     "PredictionJob",
     "StopReason",
+    "Variant",
     "analyze_records",
     "append_record",
     "check_curve",

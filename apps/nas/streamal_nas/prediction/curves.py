@@ -1,7 +1,9 @@
-"""Registry of named learning curves: PENGUIN's Table 2 (:mod:`.table2`) plus user curves."""
+"""Registry of named learning curves: PENGUIN's Table 2 (:mod:`.table2`), the two default
+curves of the authors' code that Table 2 lacks, and user curves."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,12 +13,68 @@ from streamal.errors import PluginError
 from .fitting import Curve
 from .table2 import table2_curves
 
-__all__ = ["CURVES", "DEFAULT_CURVE", "check_curve", "get_curve", "register_curve"]
+__all__ = [
+    "CODE_CURVE",
+    "CURVES",
+    "DEFAULT_CURVE",
+    "MINIMIZE_CURVE",
+    "check_curve",
+    "get_curve",
+    "register_curve",
+]
 
 DEFAULT_CURVE = "exp_base"
-"""The paper's choice: f(x) = a - b^(c - x) (Sec. 4.1.4)."""
+"""The paper's choice: f(x) = a - b^(c - x) (Sec. 4.1.4), with a <= 102.5."""
 
-CURVES: dict[str, Curve] = {c.name: c for c in table2_curves()}
+CODE_CURVE = "exp_base_a200"
+"""The same function with the bounds of the authors' 2022 code (a <= 200)."""
+
+MINIMIZE_CURVE = "exp_base_dec"
+"""Its mirror for loss-like fitness: f(x) = a + b^(c - x), the authors' ``lossDefaultFn``."""
+
+
+def _exp_base(x: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    return a - np.power(b, c - x)
+
+
+def _exp_base_dec(x: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    return a + np.power(b, c - x)
+
+
+def code_curves() -> tuple[Curve, ...]:
+    """The default curves of the authors' code that Table 2 does not list.
+
+    * ``exp_base_a200``: ``a - b^(c - x)`` with the p0 and bounds of the code's command line
+      (``PENGUIN_Main.py``: p0 "10,1.001,100", bounds "0.5,1.0,0.0" .. "200,inf,inf").
+    * ``exp_base_dec``: ``a + b^(c - x)``, b >= 1 (``FunctionIndex.lossDefaultFn``), the
+      paper's function mirrored about its asymptote a, for a decreasing fitness such as a
+      loss. The code gives it no bounds; ours keep the asymptote in [0, 1e4] and leave c free
+      (c >= 0 would force an excess over a of at least 1/b at x = 1, too large for losses
+      below 1).
+    """
+    inf = math.inf
+    return (
+        Curve(
+            CODE_CURVE,
+            "a - b^(c - x)",
+            _exp_base,
+            (10.0, 1.001, 100.0),
+            ((0.5, 1.0, 0.0), (200.0, inf, inf)),
+            x_min=None,
+        ),
+        Curve(
+            MINIMIZE_CURVE,
+            "a + b^(c - x)",
+            _exp_base_dec,
+            (0.0, 1.1, 0.0),
+            ((0.0, 1.0, -inf), (1e4, inf, inf)),
+            trend="decreasing",
+            x_min=None,
+        ),
+    )
+
+
+CURVES: dict[str, Curve] = {c.name: c for c in (*table2_curves(), *code_curves())}
 """Registry of known curves by name; extend with :func:`register_curve`."""
 
 

@@ -31,6 +31,36 @@ Paper ambiguities and how they are resolved (quotes from Rorabaugh et al., TPDS 
   correctly classified by PENGUIN as a never-learn", Fig. 8a). :class:`.NeverLearningRule`
   is an optional, off-by-default addition for flat curves whose noisy predictions do not
   settle within t.
+
+``variant="penguin-code"`` follows the authors' code where it differs from the text, as we
+read TauferLab/PENGUIN at its last commit (cdfca69, March 2022: ``PENGUIN_Main.py``,
+``PredictionAnalyzer.analyzePrediction``, ``analyzerThresholdFunctions``), replayed one
+record at a time:
+
+* First fit on C_min - 1 points: ``startIndex = C_min - 1`` and iteration i fits
+  ``curveFitX[0:i]``, so with C_min = 3 the first fit uses 2 points (underdetermined for
+  ``a - b^(c-x)``; SciPy's bounded solver accepts it). See
+  :meth:`.PredictionConfig.first_fit_points`.
+* No "e <= N * E" wait (Alg. 2 line 3): the test runs once the window holds N predictions.
+* The window-clearing rule: a prediction outside ``valid_range`` ([0, 100], the code's
+  ``fitnessLowerBound``/``fitnessUpperBound``) empties the window (``aValues =
+  np.array([])``) instead of entering it; a failed fit leaves the window as it is. The
+  window is the last N valid predictions since the last invalid one.
+* Median centre (``withinNumberThreshold``): converged when every prediction in the window
+  is within t of their median.
+* Default curve ``a - b^(c-x)`` with the code's default bounds, a <= 200
+  (``exp_base_a200``; the paper variant keeps the a <= 102.5 of the 2021 ``CurveFit.py``).
+  Predictions of a fit whose a exceeds 100 are typically above 100, hence invalid, hence
+  clear the window.
+* Unchanged: the prediction is f(e_pred * r) (the code's ``predictedFitness``) and at
+  e_pred the observed fitness is returned, not converged.
+
+``direction="minimize"`` (a loss or an MSE as fitness) keeps both algorithms and changes
+three things: the curves must be decreasing (default ``a + b^(c-x)``, the mirror of the
+paper's function and the code's ``lossDefaultFn``; its asymptote a is the predicted loss
+floor), the tolerance is t percent of the centre's magnitude (|p - centre| <= t/100 *
+|centre|, as the code's ``withinPercentThreshold``), and the never-learning rule stops
+curves that stay at or above its level.
 """
 
 from __future__ import annotations
@@ -148,9 +178,11 @@ class PredictionJob:
         values = np.array([h.fitness for h in self._history] + [fit_v]) * cfg.fitness_scale
         attempts: list[tuple[Curve, FitResult]] = []
         for curve in self._curves:
-            c_min = curve.n_params if cfg.c_min is None else cfg.c_min
-            if epochs.size >= c_min:  # line 4: |H| >= C_min
-                attempts.append((curve, fit_curve(curve, epochs, values, max_nfev=cfg.max_nfev)))
+            need = cfg.first_fit_points(curve)
+            if epochs.size >= need:  # line 4: |H| >= C_min (C_min - 1 in the code)
+                min_points = None if cfg.variant == "paper" else need
+                res = fit_curve(curve, epochs, values, max_nfev=cfg.max_nfev, min_points=min_points)
+                attempts.append((curve, res))
         if not attempts:
             return HistoryEntry(e, fit_v, None, None, None, "insufficient-data")
         fits = tuple(res for _, res in attempts)
@@ -173,35 +205,58 @@ class PredictionJob:
     def _analyze(self, e: float) -> Decision | None:
         """Alg. 2: decide on convergence or e_pred; ``None`` means keep training."""
         cfg = self.config
+        paper = cfg.variant == "paper"
         n = cfg.n_predictions
         h_e = self._history[-1]
-        if e <= n * cfg.epochs_per_iteration:  # line 3
+        if paper and e <= n * cfg.epochs_per_iteration:  # line 3
             return None
         if e >= cfg.e_pred:  # line 4: return the actual fitness fit_V
             return self._decide(e, "max-epochs", h_e.fitness, converged=False)
         fit_p = h_e.prediction  # line 5: FIT_P <- fit_P of epoch e
-        lo, hi = cfg.valid_range
-        if fit_p is None or not lo <= fit_p <= hi:  # line 6 (Condition 2)
+        if fit_p is None or not self._valid(fit_p):  # line 6 (Condition 2)
             return None
-        recent = [h.prediction for h in self._history if h.prediction is not None][-n:]
-        if len(recent) < n:
+        window = self._window()
+        if len(window) < n:
             return None
-        preds = np.array(recent, dtype=float)
-        mean = float(preds.mean())
-        if np.all(np.abs(preds - mean) <= cfg.tolerance):  # line 7 (Condition 3)
+        preds = np.array(window, dtype=float)
+        centre = float(preds.mean()) if paper else float(np.median(preds))
+        band = cfg.tolerance
+        if cfg.direction == "minimize":
+            band = cfg.tolerance / 100.0 * abs(centre)
+        if np.all(np.abs(preds - centre) <= band):  # line 7 (Condition 3)
             return self._decide(e, "converged", fit_p, converged=True)  # line 8
         return None  # line 9
+
+    def _valid(self, prediction: float) -> bool:
+        lo, hi = self.config.valid_range
+        return lo <= prediction <= hi
+
+    def _window(self) -> list[float]:
+        """The last N predictions Condition 3 tests (see the module notes per variant)."""
+        n = self.config.n_predictions
+        if self.config.variant == "paper":
+            return [h.prediction for h in self._history if h.prediction is not None][-n:]
+        window: list[float] = []
+        for h in self._history:
+            if h.prediction is None:
+                continue  # a failed fit leaves the window as it is
+            if self._valid(h.prediction):
+                window.append(h.prediction)
+            else:
+                window.clear()  # the window-clearing rule
+        return window[-n:]
 
     def _never_learning(self, e: float) -> Decision | None:
         rule = self.config.never_learning
         if rule is None or e < rule.min_epoch or e >= self.config.e_pred:
             return None
+        sign = 1.0 if self.config.direction == "maximize" else -1.0  # minimize: a ceiling
         observed = np.array([h.fitness for h in self._history], dtype=float)
-        if not np.all(observed[np.isfinite(observed)] <= rule.floor):
+        if not np.all(sign * observed[np.isfinite(observed)] <= sign * rule.floor):
             return None
         latest = self._latest_prediction()
         pred = None if latest is None else latest.prediction
-        if pred is not None and not pred <= rule.floor:
+        if pred is not None and not sign * pred <= sign * rule.floor:
             return None
         value = self._history[-1].fitness if pred is None else pred
         return self._decide(e, "never-learning", value, converged=False)

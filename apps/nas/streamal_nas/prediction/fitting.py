@@ -102,6 +102,7 @@ def fit_curve(
     y: Sequence[float] | np.ndarray,
     *,
     max_nfev: int | None = None,
+    min_points: int | None = None,
 ) -> FitResult:
     """Fit ``curve`` to ``(x, y)`` with ``scipy.optimize.curve_fit`` (bounds, p0, max_nfev).
 
@@ -115,6 +116,9 @@ def fit_curve(
         x: Rescaled epochs.
         y: Fitness values.
         max_nfev: Limit on function evaluations per fit (``None``: SciPy's default).
+        min_points: Fewest usable points to fit (``None``: the curve's number of
+            parameters). Fewer points than parameters give an underdetermined fit, which
+            SciPy's bounded solver accepts; the authors' code makes its first fit so.
 
     Returns:
         The fit outcome.
@@ -128,13 +132,9 @@ def fit_curve(
         keep &= xa > curve.x_min
     xa, ya = xa[keep], ya[keep]
     n = int(xa.size)
-    if n < curve.n_params:
-        return FitResult(
-            curve.name,
-            False,
-            n_points=n,
-            error=f"{n} usable points, {curve.n_params} needed",
-        )
+    needed = curve.n_params if min_points is None else max(1, min_points)
+    if n < needed:
+        return FitResult(curve.name, False, n_points=n, error=f"{n} usable points, {needed} needed")
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")

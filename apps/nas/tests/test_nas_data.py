@@ -1,0 +1,187 @@
+"""Searching on a simulator's samples: the store dataset, the multitask fitness, its direction."""
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from streamal.data.label import BatchLabel
+from streamal.data.store import SampleStore
+from streamal.errors import ConfigError
+from streamal.policy.uniform import UniformPolicy
+from streamal_nas.datasets import DataSpec, prepare_data
+from streamal_nas.evaluate import train_candidate
+from streamal_nas.fitness import fitness_error, fitness_value
+from streamal_nas.genome import MacroGenome, genome_to_dict
+from streamal_nas.objectives import hypervolume_reference, objective_vector
+from streamal_nas.options import NasOptions
+from streamal_nas.outputs import summarize
+
+SIMULATOR = {"name": "diffraction-tof", "options": {"preset": "e1"}}
+LENGTH = 96  # the store's own input length: the network follows the data, not the simulator
+
+
+def _campaign(run_dir: Path) -> Path:
+    """A finished campaign's run directory: config.yaml and a store with labelled splits."""
+    from streamal import plugins
+
+    space = plugins.load("simulators", SIMULATOR["name"])(**SIMULATOR["options"]).space
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"simulator": SIMULATOR}))
+    with SampleStore(
+        run_dir / "store.h5",
+        param_names=space.param_names,
+        class_names=space.class_names,
+        input_shape=(LENGTH,),
+    ) as store:
+        for i, (split, n) in enumerate((("train", 8), ("val", 3), ("test", 2), ("study", 2))):
+            classes, params = UniformPolicy(space).sample(n, np.random.default_rng(i))
+            peaks = np.sin(np.outer(params[:, 0], np.arange(LENGTH)))  # depends on a
+            store.append(
+                key=f"p0/{split}/0",
+                classes=classes,
+                params=params,
+                inputs=(peaks + classes[:, None]).astype(np.float32),
+                label=BatchLabel(0, split, "uniform"),
+            )
+    return run_dir
+
+
+def _prepare(options: dict, store=None, space=None) -> DataSpec:
+    workflow = SimpleNamespace(
+        ctx=SimpleNamespace(config=SimpleNamespace(seed=0), store=store, space=space)
+    )
+    return asyncio.run(prepare_data(NasOptions.model_validate(options), workflow))
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory) -> Path:
+    return _campaign(tmp_path_factory.mktemp("campaign") / "run")
+
+
+def test_store_dataset_reads_the_campaigns_labelled_splits(campaign) -> None:
+    data = _prepare({"dataset": {"name": "store", "path": str(campaign)}})
+    assert data.name == "store" and data.input_shape == (LENGTH,)
+    assert (len(data.train_rows), len(data.val_rows)) == (24, 9)  # 3 classes x 8, x 3
+    assert data.space["param_names"] == ["a", "b", "c", "alpha", "beta", "gamma"]
+    assert data.encoder == {"name": "generic-mlp", "options": {}}
+    same = _prepare({"dataset": {"name": "store", "path": str(campaign / "store.h5")}})
+    assert same == data
+
+
+def test_bad_datasets_are_one_line_errors_naming_the_key(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"workflow\.options\.dataset\.path: no sample store"):
+        _prepare({"dataset": {"name": "store", "path": str(tmp_path)}})
+    with pytest.raises(ConfigError, match=r"dataset\.name: simulate needs the config's simulator"):
+        _prepare({"dataset": {"name": "simulate", "samples_per_class": 4}})
+    with pytest.raises(ValidationError, match="fitness: mse needs regression targets"):
+        NasOptions.model_validate({"fitness": "mse"})
+    with pytest.raises(ValidationError, match="fitness_weights: only for fitness: score"):
+        NasOptions.model_validate({"fitness_weights": {"mse": 2.0}})
+
+
+def _train(tmp_path: Path, data: DataSpec, fitness: str, **extra) -> dict:
+    genome = MacroGenome(2, 3, (1, 0, 1, 1, 0, 0, 1, 0))
+    spec = {
+        "candidate": "c0001",
+        "genome": genome_to_dict(genome),
+        "max_epochs": 1,
+        "epochs_per_iteration": 0.5,
+        "batch_size": 8,
+        "learning_rate": 3e-3,
+        "channels": 4,
+        "network": {"stem_kernels": [5, 3], "pool": 4, "pool_last": True},
+        "data": data.to_dict(),
+        "fitness": fitness,
+        "seed": 3,
+        "records_path": str(tmp_path / f"{fitness}.jsonl"),
+        "decisions_dir": None,
+        "prediction": None,
+        "checkpoint": str(tmp_path / f"{fitness}.pt"),
+        "provider": None,
+        "provider_checkpoint": None,
+        "gpu": False,
+        "fence": None,
+        **extra,
+    }
+    return train_candidate(spec)
+
+
+@pytest.mark.parametrize("fitness", ["class_loss", "score"])
+def test_candidates_record_the_chosen_fitness_per_validation(tmp_path, campaign, fitness) -> None:
+    data = _prepare({"dataset": {"name": "store", "path": str(campaign)}})
+    out = _train(tmp_path, data, fitness)
+    metrics = out["metrics"]
+    assert {"accuracy", "class_loss", "mse", "nll", "mae_a_A"} <= set(metrics)
+    assert out["fitness"] == pytest.approx(fitness_value(metrics, fitness))
+    records = [
+        json.loads(line) for line in (tmp_path / f"{fitness}.jsonl").read_text().splitlines()
+    ]
+    assert [r["epoch"] for r in records] == [0.5, 1.0]
+    assert records[-1]["fitness"] == pytest.approx(out["fitness"])
+    assert out["flops"] > 0 and out["params"] > 0
+
+
+def test_score_weighs_the_validation_metrics() -> None:
+    m = {"accuracy": 0.5, "class_loss": 0.7, "mse": 0.1, "nll": -1.0}
+    assert fitness_value(m, "accuracy") == 50.0
+    assert fitness_value(m, "score") == pytest.approx(0.8)
+    assert fitness_value(m, "score", {"class_loss": 2.0, "nll": 1.0}) == pytest.approx(0.4)
+
+
+def _row(cid, fitness, cost, metric):
+    return {
+        "id": cid,
+        "fitness": fitness,
+        "fitness_metric": metric,
+        "cost": cost,
+        "status": "trained",
+        "epochs": 1.0,
+        "stop_reason": "max-epochs",
+        "flops": cost,
+        "params": 1,
+        "cost_is_proxy": False,
+    }
+
+
+def test_a_loss_is_minimised_and_accuracy_maximised() -> None:
+    assert objective_vector(_row("c1", 0.3, 10.0, "class_loss")) == [0.3, 10.0]
+    assert objective_vector(_row("c1", 90.0, 10.0, "accuracy")) == [10.0, 10.0]
+    assert fitness_error(0.3, "mse") == 0.3 and fitness_error(90.0) == 10.0
+    losses = [_row("c1", 0.9, 5.0, "class_loss"), _row("c2", 0.2, 5.0, "class_loss")]
+    s = summarize(
+        losses,
+        hypervolume=0.0,
+        hypervolume_reference=[1, 1],
+        objective="flops",
+        max_epochs=1.0,
+        wall_s=0.0,
+    )
+    assert s["best"]["id"] == "c2" and s["pareto_front"] == ["c2"]
+    accuracy = [_row("c1", 90.0, 5.0, "accuracy"), _row("c2", 20.0, 5.0, "accuracy")]
+    s = summarize(
+        accuracy,
+        hypervolume=0.0,
+        hypervolume_reference=[1, 1],
+        objective="flops",
+        max_epochs=1.0,
+        wall_s=0.0,
+    )
+    assert s["best"]["id"] == "c1" and s["pareto_front"] == ["c1"]
+
+
+def test_hypervolume_reference_of_a_loss_covers_every_candidate(campaign) -> None:
+    o = NasOptions.model_validate(
+        {"dataset": {"name": "store", "path": str(campaign)}, "fitness": "mse", "phases": 2}
+    )
+    data = _prepare(o.model_dump())
+    rows = [_row("c1", 0.5, 5.0, "mse"), _row("c2", 2.0, 5.0, "mse")]
+    ref = hypervolume_reference(o, rows, 2.0, data)
+    assert ref[0] == pytest.approx(2.2) and ref[1] > 0
+    o2 = o.model_copy(update={"fitness_reference": 3.0})
+    assert hypervolume_reference(o2, rows, 2.0, data)[0] == 3.0
