@@ -284,7 +284,8 @@ def main() -> None:
             json.dumps({"epochs": epochs, "costs": {k: costs[k] for k in costs if k != "sources"}})
         )
         return
-    simulator = "diffraction-tof" if args.accuracy or args.pace > 0 else args.simulator
+    # the sizes: the accuracy regime's, else those of --simulator (paced: run by the fast one)
+    simulator = "diffraction-tof" if args.accuracy else args.simulator
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-wf-"))
     per: dict[str, dict[str, list]] = {
         w: {"makespan": [], "mse": [], "acc": [], "sim_eff": [], "train_eff": [], "phases": []}
@@ -330,7 +331,7 @@ def main() -> None:
     result = {
         "seeds": args.seeds,
         "quick": args.quick,
-        "simulator": simulator,
+        "simulator": "diffraction-tof (paced)" if args.pace > 0 else simulator,
         "mode": "accuracy" if args.accuracy else ("quick" if args.quick else "paper-regime"),
         "paced": args.pace > 0,
         **{f"{w}_s": round(med[w], 2) for w in WORKFLOWS},
@@ -380,8 +381,10 @@ def main() -> None:
         "workflows"
         + {"quick": "", "paper-regime": "-paper", "accuracy": "-accuracy"}[result["mode"]]
     )
-    if simulator == "diffraction-tof" and not args.accuracy:
-        name = "workflows-paced" if args.pace > 0 else "workflows-tof"
+    if args.pace > 0 and not args.accuracy:
+        name = "workflows-paced"
+    elif simulator == "diffraction-tof" and not args.accuracy:
+        name = "workflows-tof"
     fig.savefig(_common.RESULTS / f"{name}.png", dpi=120)
     _common.emit(name, result, args.json)
 
