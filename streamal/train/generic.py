@@ -84,8 +84,8 @@ class GenericMlp(ModelPlugin):
     uncertainties = frozenset({"variance", "entropy"})
     options: GenericMlpOptions
 
-    def __init__(self, space: ParameterSpace, input_shape: Sequence[int], **options: Any) -> None:
-        super().__init__(space, input_shape, **options)
+    def _init_targets(self, space: ParameterSpace) -> None:
+        """The heads' targets: class logits and the space's free parameters, scaled."""
         self.target_names, self.low, self.high = regression_scale(space)
         self.target_index = [space.param_names.index(p) for p in self.target_names]
         self.mask = free_mask(space, self.target_names)
@@ -97,6 +97,10 @@ class GenericMlp(ModelPlugin):
                 f"model {self.name!r}: the space has one class and no free parameter; "
                 "there is nothing to learn"
             )
+
+    def __init__(self, space: ParameterSpace, input_shape: Sequence[int], **options: Any) -> None:
+        super().__init__(space, input_shape, **options)
+        self._init_targets(space)
         if not self.input_shape or any(d <= 0 for d in self.input_shape):
             raise ConfigError(
                 f"model {self.name!r}: input_shape must be positive, got {self.input_shape}"

@@ -42,7 +42,6 @@ from streamal.errors import ConfigError, PluginError
 from streamal.plugins import PluginOptions
 from streamal.train.generic import INITIAL_VARIANCE, GenericMlp
 from streamal.train.model import ModelPlugin
-from streamal.train.targets import free_mask, regression_scale
 
 from .genome import MacroGenome, genome_from_dict, genome_from_key
 from .network import NetworkOptions
@@ -135,17 +134,7 @@ class NasGenomeModel(GenericMlp):
 
     def __init__(self, space: ParameterSpace, input_shape: Sequence[int], **options: Any) -> None:
         ModelPlugin.__init__(self, space, input_shape, **options)
-        self.target_names, self.low, self.high = regression_scale(space)
-        self.target_index = [space.param_names.index(p) for p in self.target_names]
-        self.mask = free_mask(space, self.target_names)
-        self.n_classes = len(space.classes)
-        self.n_logits = self.n_classes if self.n_classes > 1 else 0
-        self.n_targets = len(self.target_names)
-        if self.n_logits == 0 and self.n_targets == 0:
-            raise ConfigError(
-                f"model {self.name!r}: the space has one class and no free parameter; "
-                "there is nothing to learn"
-            )
+        self._init_targets(space)
         if not 1 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
             raise ConfigError(
                 f"model {self.name!r}: input_shape must be (L,), (C, L) or (C, H, W), got "
