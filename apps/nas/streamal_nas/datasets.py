@@ -14,17 +14,22 @@ plain record every training task gets:
 
 Worker side, :func:`encoded_splits` reads the rows and encodes them with the candidate's
 model plugin (``nas-genome``: its ``encoder`` model's input encoding, the space's scaled
-regression targets), once per worker and dataset.
+regression targets), once per worker and dataset. With ``counts`` (``store`` and
+``simulate``), each pattern first gets Poisson noise at that peak count
+(:func:`poisson_counts`, the analogue of an XFEL beam's intensity), the same for a row
+whichever candidate or split reads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from streamal.data.space import ParameterSpace
 from streamal.errors import ConfigError, StoreError
@@ -34,7 +39,15 @@ if TYPE_CHECKING:
 
     from .options import NasOptions
 
-__all__ = ["DataSpec", "Splits", "encoded_splits", "prepare_data", "store_space"]
+__all__ = [
+    "DataSpec",
+    "Splits",
+    "encoded_splits",
+    "poisson_counts",
+    "prepare_data",
+    "read_rows",
+    "store_space",
+]
 
 WHERE = "workflow.options.dataset"
 
@@ -45,12 +58,13 @@ class DataSpec:
 
     Attributes:
         name: ``digits`` or ``store`` (a simulated dataset is a store by then).
-        seed: The digits split's seed.
+        seed: The digits split's seed; the Poisson noise's seed.
         store: The ``.h5`` sample store (``store``).
         train_rows, val_rows: Store rows of each split.
         space: The space's :meth:`~streamal.data.space.ParameterSpace.to_dict`.
         input_shape: Shape of one stored input.
         encoder: ``nas-genome``'s ``encoder`` option (``{name, options}``).
+        counts: Peak counts of the Poisson noise on every pattern (``None``: none).
     """
 
     name: str
@@ -61,6 +75,7 @@ class DataSpec:
     space: dict[str, Any] | None = None
     input_shape: tuple[int, ...] = (1, 8, 8)
     encoder: dict[str, Any] | None = None
+    counts: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (:meth:`from_dict` inverts it)."""
@@ -114,10 +129,12 @@ async def prepare_data(options: NasOptions, workflow: Workflow) -> DataSpec:
         rows = _split_rows(ctx.store, str(ctx.store.path))
         return DataSpec(
             "store",
+            seed=ctx.config.seed,
             store=str(ctx.store.path),
             space=ctx.space.to_dict(),
             input_shape=tuple(ctx.input_shape),
             encoder=encoder,
+            counts=d.counts,
             **rows,
         )
     store_path, space = store_space(Path(d.path))
@@ -136,10 +153,12 @@ async def prepare_data(options: NasOptions, workflow: Workflow) -> DataSpec:
         raise ConfigError(f"{WHERE}.path: cannot read {store_path}: {exc}") from None
     return DataSpec(
         "store",
+        seed=ctx.config.seed,
         store=str(store_path),
         space=space.to_dict(),
         input_shape=shape,
         encoder=encoder,
+        counts=d.counts,
         **rows,
     )
 
@@ -187,6 +206,44 @@ def store_space(path: Path) -> tuple[Path, ParameterSpace]:
     )
 
 
+def poisson_counts(
+    inputs: np.ndarray, rows: Sequence[int], counts: float, seed: int = 0
+) -> np.ndarray:
+    """Patterns with Poisson noise: each scaled to ``counts`` at its peak, then resampled.
+
+    Args:
+        inputs: ``(n, ...)`` non-negative patterns (negative values count as 0).
+        rows: Each pattern's store row; row ``r`` draws from ``default_rng((seed, r))``,
+            so its noise does not depend on what else is read with it.
+        counts: Expected counts at each pattern's peak (> 0).
+        seed: The run's seed.
+
+    Returns:
+        ``float32`` counts of ``inputs``' shape; an all-zero pattern stays zero.
+    """
+    if counts <= 0:
+        raise ValueError(f"counts must be > 0, got {counts}")
+    x = np.clip(np.asarray(inputs, dtype=np.float64), 0.0, None)
+    if len(rows) != len(x):
+        raise ValueError(f"{len(rows)} rows for {len(x)} patterns")
+    out = np.empty(x.shape, dtype=np.float32)
+    for i, (row, pattern) in enumerate(zip(rows, x, strict=True)):
+        peak = pattern.max(initial=0.0)
+        lam = pattern * (counts / peak) if peak > 0 else pattern
+        out[i] = np.random.default_rng((int(seed), int(row))).poisson(lam)
+    return out
+
+
+def read_rows(data: DataSpec, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(inputs, classes, params)`` of store ``rows``, with ``data.counts``' noise."""
+    from streamal.data.reader import read_samples
+
+    x, c, p = read_samples(data.store, list(rows))
+    if data.counts is not None:
+        x = poisson_counts(x, rows, data.counts, data.seed)
+    return x, c, p
+
+
 _CACHE: dict[str, Splits] = {}
 
 
@@ -197,11 +254,9 @@ def encoded_splits(data: DataSpec, plugin: Any) -> Splits:
     if key not in _CACHE:
         import torch
 
-        from streamal.data.reader import read_samples
-
         parts = []
         for rows in (data.train_rows, data.val_rows):
-            x, c, p = read_samples(data.store, list(rows))
+            x, c, p = read_rows(data, rows)
             parts += [
                 torch.as_tensor(plugin.encode_inputs(x)),
                 torch.as_tensor(c, dtype=torch.int64),

@@ -119,6 +119,13 @@ class StoreDataset(PluginOptions):
 
     name: Literal["store"] = Field(description="a finished campaign's store")
     path: str = Field(description="the campaign's run directory, or the store.h5 in one")
+    counts: float | None = Field(
+        None,
+        gt=0,
+        description="Poisson noise: each pattern scaled to this many counts at its peak and "
+        "resampled before encoding (beam intensity; seeded by the run's seed per row); null: "
+        "the patterns as stored",
+    )
     encoder: EncoderOptions = Field(
         default_factory=EncoderOptions,
         description="the model plugin whose input encoding candidates train on (and the "
@@ -133,6 +140,13 @@ class SimulateDataset(PluginOptions):
     samples_per_class: PositiveInt = Field(description="uniform training samples per class")
     val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
     test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
+    counts: float | None = Field(
+        None,
+        gt=0,
+        description="Poisson noise: each pattern scaled to this many counts at its peak and "
+        "resampled before encoding (beam intensity; seeded by the run's seed per row); null: "
+        "the patterns as stored",
+    )
     encoder: EncoderOptions = Field(
         default_factory=EncoderOptions,
         description="the model plugin whose input encoding candidates train on (and the "

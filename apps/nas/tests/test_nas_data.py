@@ -14,7 +14,7 @@ from streamal.data.label import BatchLabel
 from streamal.data.store import SampleStore
 from streamal.errors import ConfigError
 from streamal.policy.uniform import UniformPolicy
-from streamal_nas.datasets import DataSpec, prepare_data
+from streamal_nas.datasets import DataSpec, poisson_counts, prepare_data, read_rows
 from streamal_nas.evaluate import train_candidate
 from streamal_nas.fitness import fitness_error, fitness_value
 from streamal_nas.genome import MacroGenome, genome_to_dict
@@ -185,3 +185,36 @@ def test_hypervolume_reference_of_a_loss_covers_every_candidate(campaign) -> Non
     assert ref[0] == pytest.approx(2.2) and ref[1] > 0
     o2 = o.model_copy(update={"fitness_reference": 3.0})
     assert hypervolume_reference(o2, rows, 2.0, data)[0] == 3.0
+
+
+def test_poisson_counts_scale_each_peak_and_depend_on_the_row_alone() -> None:
+    x = np.array([[0.0, 1.0, 4.0], [0.0, 0.0, 0.0], [2.0, -1.0, 8.0]])
+    noisy = poisson_counts(x, [5, 6, 7], 1e6)
+    assert noisy.dtype == np.float32 and noisy.shape == x.shape
+    assert noisy[0, 0] == 0 and noisy[2, 1] == 0  # zero (and negative) intensity: no counts
+    assert noisy[0, 2] == pytest.approx(1e6, rel=0.01)  # the peak gets ~counts
+    assert noisy[0, 1] == pytest.approx(2.5e5, rel=0.01)
+    assert not noisy[1].any()  # an empty pattern stays empty
+    alone = poisson_counts(x[2:], [7], 1e6)
+    assert np.array_equal(alone[0], noisy[2])  # row 7's noise, read with others or not
+    assert not np.array_equal(poisson_counts(x, [5, 6, 7], 1e6, seed=1), noisy)
+    low = poisson_counts(np.tile(x[:1], (200, 1)), range(200), 10.0)
+    assert low[:, 2].mean() == pytest.approx(10.0, rel=0.1)  # mean = scaled intensity
+    with pytest.raises(ValueError, match="counts must be > 0"):
+        poisson_counts(x, [5, 6, 7], 0.0)
+
+
+def test_counts_option_adds_noise_to_the_store_patterns(campaign) -> None:
+    clean = _prepare({"dataset": {"name": "store", "path": str(campaign)}})
+    noisy = _prepare({"dataset": {"name": "store", "path": str(campaign), "counts": 100}})
+    assert clean.counts is None and noisy.counts == 100 and clean.key() != noisy.key()
+    rows = noisy.train_rows[:4]
+    x0, c0, p0 = read_rows(clean, rows)
+    x1, c1, p1 = read_rows(noisy, rows)
+    assert np.array_equal(c0, c1) and np.array_equal(p0, p1)
+    assert np.allclose(x1, np.round(x1)) and x1.max() > 50  # counts around a peak of 100
+    assert np.array_equal(x1, read_rows(noisy, rows)[0])  # the same noise every read
+    with pytest.raises(ValidationError, match="counts"):
+        NasOptions.model_validate(
+            {"dataset": {"name": "simulate", "samples_per_class": 4, "counts": -1}}
+        )
