@@ -114,11 +114,9 @@ class DigitsDataset(PluginOptions):
     name: Literal["digits"] = Field("digits", description="the bundled digits")
 
 
-class StoreDataset(PluginOptions):
-    """A finished campaign's samples, split as the campaign labelled them."""
+class _SampleDataset(PluginOptions):
+    """What every dataset of a simulator's samples shares: noise and input encoding."""
 
-    name: Literal["store"] = Field(description="a finished campaign's store")
-    path: str = Field(description="the campaign's run directory, or the store.h5 in one")
     counts: float | None = Field(
         None,
         gt=0,
@@ -133,25 +131,20 @@ class StoreDataset(PluginOptions):
     )
 
 
-class SimulateDataset(PluginOptions):
+class StoreDataset(_SampleDataset):
+    """A finished campaign's samples, split as the campaign labelled them."""
+
+    name: Literal["store"] = Field(description="a finished campaign's store")
+    path: str = Field(description="the campaign's run directory, or the store.h5 in one")
+
+
+class SimulateDataset(_SampleDataset):
     """Phase 0's uniform sets of the config's ``simulator``, simulated before the search."""
 
     name: Literal["simulate"] = Field(description="simulate with the config's simulator")
     samples_per_class: PositiveInt = Field(description="uniform training samples per class")
     val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
     test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
-    counts: float | None = Field(
-        None,
-        gt=0,
-        description="Poisson noise: each pattern scaled to this many counts at its peak and "
-        "resampled before encoding (beam intensity; seeded by the run's seed per row); null: "
-        "the patterns as stored",
-    )
-    encoder: EncoderOptions = Field(
-        default_factory=EncoderOptions,
-        description="the model plugin whose input encoding candidates train on (and the "
-        "exported nas-genome model keeps)",
-    )
 
 
 DatasetOptions = Annotated[
