@@ -135,8 +135,16 @@ class Workflow(ABC):
             mpi_launcher=self.mpi_launcher,
         )
 
-    def uniform_sets(self, n_per_class: int, options: SplitOptions) -> list:
-        """Coroutines simulating phase 0's uniform train, validation and test sets (``S0``)."""
+    def uniform_sets(
+        self, n_per_class: int, options: SplitOptions, *, interleave: bool = False
+    ) -> list:
+        """Coroutines simulating phase 0's uniform train, validation and test sets (``S0``),
+        in that order.
+
+        ``interleave``: each set's draws alternate between the classes (one of each class,
+        then the next of each) instead of coming class after class, so that its first
+        chunks hold every class evenly (for training that starts on the first chunks).
+        """
         from streamal.policy.uniform import UniformPolicy
 
         sizes = {
@@ -148,6 +156,9 @@ class Workflow(ABC):
         jobs = []
         for split, size in sizes.items():
             classes, params = uniform.sample(size, self.rng(0, SPLITS.index(split)))
+            if interleave:
+                order = np.arange(len(classes)).reshape(-1, size).T.ravel()
+                classes, params = classes[order], params[order]
             label = BatchLabel(0, split, uniform.name)
             jobs.append(self.simulate(f"p0/{split}", classes, params, label, stage="S0"))
         return jobs

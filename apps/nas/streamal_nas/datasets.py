@@ -9,8 +9,10 @@ plain record every training task gets:
   from the run (a training's ``spec.json``, else its config's simulator).
 * ``simulate``: phase 0's uniform train, validation and test sets of the config's
   ``simulator`` section, simulated on the ``sim`` pool through the scheduler (as every
-  active-learning workflow's phase 0, into the run's ``store.h5``) *before* the search
-  starts; a resumed run keeps what was stored.
+  active-learning workflow's phase 0, into the run's ``store.h5``); a resumed run keeps what
+  was stored. The search starts once they are stored, or with ``overlap_epochs`` once the
+  validation set is: the first candidates then train while the training set is still being
+  simulated (:mod:`.data_feed`).
 
 Worker side, :func:`encoded_splits` reads the rows and encodes them with the candidate's
 model plugin (``nas-genome``: its ``encoder`` model's input encoding, the space's scaled
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,12 +39,15 @@ from streamal.errors import ConfigError, StoreError
 if TYPE_CHECKING:
     from streamal.workflows.base import Workflow
 
+    from .data_feed import GrowingTrainSet
     from .options import NasOptions
 
 __all__ = [
     "DataSpec",
     "Splits",
+    "encoded_rows",
     "encoded_splits",
+    "growing_train_set",
     "poisson_counts",
     "prepare_data",
     "read_rows",
@@ -65,6 +70,8 @@ class DataSpec:
         input_shape: Shape of one stored input.
         encoder: ``nas-genome``'s ``encoder`` option (``{name, options}``).
         counts: Peak counts of the Poisson noise on every pattern (``None``: none).
+        feed: Training rows still being simulated (``train_rows`` is then empty):
+            ``ready_file``, ``total`` draws, ``overlap_epochs`` (:mod:`.data_feed`).
     """
 
     name: str
@@ -76,6 +83,7 @@ class DataSpec:
     input_shape: tuple[int, ...] = (1, 8, 8)
     encoder: dict[str, Any] | None = None
     counts: float | None = None
+    feed: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (:meth:`from_dict` inverts it)."""
@@ -105,8 +113,15 @@ class Splits(NamedTuple):
     t_val: Any
 
 
-async def prepare_data(options: NasOptions, workflow: Workflow) -> DataSpec:
+async def prepare_data(
+    options: NasOptions, workflow: Workflow
+) -> tuple[DataSpec, asyncio.Task | None]:
     """The :class:`DataSpec` of ``options.dataset``, simulating it first if asked.
+
+    Returns:
+        ``(spec, feed)``: ``feed`` is ``None``, or with ``simulate``'s ``overlap_epochs`` the
+        task still simulating the training and test sets (:meth:`.data_feed.TrainFeed.run`;
+        await it, its errors raise).
 
     Raises:
         ConfigError: ``simulate`` without the config's ``simulator`` section, a store that
@@ -115,28 +130,10 @@ async def prepare_data(options: NasOptions, workflow: Workflow) -> DataSpec:
     d = options.dataset
     ctx = workflow.ctx
     if d.name == "digits":
-        return DataSpec("digits", seed=ctx.config.seed)
+        return DataSpec("digits", seed=ctx.config.seed), None
     encoder = d.encoder.model_dump()
     if d.name == "simulate":
-        if ctx.store is None or ctx.space is None:
-            raise ConfigError(
-                f"{WHERE}.name: simulate needs the config's simulator section (what to simulate)"
-            )
-        from streamal.workflows.base import SplitOptions
-
-        sizes = SplitOptions(val_fraction=d.val_fraction, test_fraction=d.test_fraction)
-        await asyncio.gather(*workflow.uniform_sets(d.samples_per_class, sizes))
-        rows = _split_rows(ctx.store, str(ctx.store.path))
-        return DataSpec(
-            "store",
-            seed=ctx.config.seed,
-            store=str(ctx.store.path),
-            space=ctx.space.to_dict(),
-            input_shape=tuple(ctx.input_shape),
-            encoder=encoder,
-            counts=d.counts,
-            **rows,
-        )
+        return await _simulate(d, workflow, encoder)
     store_path, space = store_space(Path(d.path))
     from streamal.data.store import SampleStore
 
@@ -160,7 +157,52 @@ async def prepare_data(options: NasOptions, workflow: Workflow) -> DataSpec:
         encoder=encoder,
         counts=d.counts,
         **rows,
+    ), None
+
+
+async def _simulate(
+    d: Any, workflow: Workflow, encoder: dict[str, Any]
+) -> tuple[DataSpec, asyncio.Task | None]:
+    """``prepare_data`` of the ``simulate`` dataset ``d``."""
+    from streamal.workflows.base import SplitOptions
+
+    from .data_feed import READY_FILE, TrainFeed
+
+    ctx = workflow.ctx
+    store, space = ctx.store, ctx.space
+    if store is None or space is None:
+        raise ConfigError(
+            f"{WHERE}.name: simulate needs the config's simulator section (what to simulate)"
+        )
+    sizes = SplitOptions(val_fraction=d.val_fraction, test_fraction=d.test_fraction)
+    spec = DataSpec(
+        "store",
+        seed=ctx.config.seed,
+        store=str(store.path),
+        space=space.to_dict(),
+        input_shape=tuple(ctx.input_shape),
+        encoder=encoder,
+        counts=d.counts,
     )
+    if not d.overlap_epochs:
+        await asyncio.gather(*workflow.uniform_sets(d.samples_per_class, sizes))
+        return replace(spec, **_split_rows(store, str(store.path))), None
+    train, val, test = workflow.uniform_sets(d.samples_per_class, sizes, interleave=True)
+    val_task = asyncio.ensure_future(val)  # first in the sim pool's queue
+    jobs = [val_task, asyncio.ensure_future(train), asyncio.ensure_future(test)]
+    total = d.samples_per_class * len(space.class_names)
+    chunk = ctx.config.simulator.chunk_size
+    feed_file = ctx.run_dir / READY_FILE
+    feed = asyncio.ensure_future(TrainFeed(store, feed_file, total, chunk).run(jobs))
+    await asyncio.wait([val_task, feed], return_when=asyncio.FIRST_COMPLETED)
+    if feed.done() and feed.exception() is not None:
+        feed.result()  # raises what stopped the simulations
+    val_rows = tuple(int(r) for r in store.select(split="val").indices)
+    if not val_rows:
+        feed.cancel()
+        raise ConfigError(f"{WHERE}: every validation sample failed to simulate")
+    ready = {"ready_file": str(feed_file), "total": total, "overlap_epochs": d.overlap_epochs}
+    return replace(spec, val_rows=val_rows, feed=ready), feed
 
 
 def _split_rows(store: Any, where: str) -> dict[str, tuple[int, ...]]:
@@ -244,24 +286,44 @@ def read_rows(data: DataSpec, rows: Sequence[int]) -> tuple[np.ndarray, np.ndarr
     return x, c, p
 
 
+def encoded_rows(data: DataSpec, plugin: Any, rows: Sequence[int]) -> tuple[Any, Any, Any]:
+    """``(inputs, classes, targets)`` tensors of store ``rows``, encoded by ``plugin``."""
+    import torch
+
+    x, c, p = read_rows(data, rows)
+    return (
+        torch.as_tensor(plugin.encode_inputs(x)),
+        torch.as_tensor(c, dtype=torch.int64),
+        torch.as_tensor(plugin.encode_targets(c, p)),
+    )
+
+
 _CACHE: dict[str, Splits] = {}
+_GROWING: dict[str, GrowingTrainSet] = {}
 
 
 def encoded_splits(data: DataSpec, plugin: Any) -> Splits:
     """The train and validation tensors of ``data``, encoded by ``plugin`` (a model plugin);
-    kept for the worker's next candidates (the encoding depends on ``data`` alone)."""
+    kept for the worker's next candidates (the encoding depends on ``data`` alone). With a
+    ``feed`` the training tensors are empty: :func:`growing_train_set` has them."""
     key = data.key()
     if key not in _CACHE:
-        import torch
-
-        parts = []
-        for rows in (data.train_rows, data.val_rows):
-            x, c, p = read_rows(data, rows)
-            parts += [
-                torch.as_tensor(plugin.encode_inputs(x)),
-                torch.as_tensor(c, dtype=torch.int64),
-                torch.as_tensor(plugin.encode_targets(c, p)),
-            ]
+        val = encoded_rows(data, plugin, data.val_rows)
+        train = encoded_rows(data, plugin, data.train_rows) if not data.feed else None
         _CACHE.clear()
-        _CACHE[key] = Splits(*parts)
+        _CACHE[key] = Splits(*(train or tuple(t[:0] for t in val)), *val)
     return _CACHE[key]
+
+
+def growing_train_set(data: DataSpec, plugin: Any) -> GrowingTrainSet:
+    """The worker's :class:`~.data_feed.GrowingTrainSet` of ``data`` (which has a ``feed``),
+    kept for its next candidates."""
+    from .data_feed import GrowingTrainSet
+
+    key = data.key()
+    if key not in _GROWING:
+        _GROWING.clear()
+        _GROWING[key] = GrowingTrainSet(
+            data.feed or {}, lambda rows: encoded_rows(data, plugin, rows)
+        )
+    return _GROWING[key]

@@ -84,7 +84,8 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
         decision's epoch, or at the last epoch without a decision), ``predicted_fitness``,
         ``actual_fitness`` (validation fitness at that epoch), ``metrics`` (every validation
         metric at that epoch), ``flops``, ``params``,
-        ``train_s``, ``energy`` (:class:`~.energy.EnergyMeasurement` dict), ``transfer``
+        ``train_s``, ``data_wait_s`` (of it, waiting for training draws still being
+        simulated), ``energy`` (:class:`~.energy.EnergyMeasurement` dict), ``transfer``
         (``None`` or ``{provider, method, tensors, fraction}``), ``curve`` (every
         validation). The checkpoint holds the weights at the decision's epoch.
 
@@ -98,6 +99,7 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     from streamal.runtime.task import cancelled
     from streamal.train.checkpoint import load_checkpoint
 
+    from .datasets import growing_train_set
     from .energy import EnergyMeter
     from .learners import candidate_learner, learner_splits
     from .models import count_flops, count_parameters
@@ -121,6 +123,7 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     data = DataSpec.from_dict(data_spec)
     learner = candidate_learner(data, genome, spec["channels"], spec.get("network") or {})
     splits = learner_splits(data, learner)
+    growing = growing_train_set(data, learner) if data.feed else None
     fitness_name = spec.get("fitness", "accuracy")
     weights = spec.get("fitness_weights")
     torch.manual_seed(int(spec.get("seed", 0)))
@@ -158,9 +161,23 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
     stop_reason = "max-epochs"
     epoch = 0.0
     meter = EnergyMeter(gpu=_physical_gpu() if use_gpu else None)
+    waited_s = 0.0
+
+    def must_stop() -> bool:
+        return cancelled() or (fence is not None and not fence.holds())
+
     with meter:
         for it in range(max_iters):
             if it % iters_per_epoch == 0:
+                if growing is not None and it // iters_per_epoch < max(1, growing.overlap):
+                    t_wait = time.perf_counter()  # the epoch's training draws, once simulated
+                    part = growing.for_epoch(it // iters_per_epoch, must_stop)
+                    waited_s += time.perf_counter() - t_wait
+                    if part is None:
+                        check_fence()
+                        stop_reason = "cancelled"
+                        break
+                    x_train, y_train, t_train = (a.to(device) for a in part)
                 perm = torch.randperm(len(x_train), generator=gen).to(device)
                 chunks = perm.tensor_split(iters_per_epoch)
             for idx in chunks[it % iters_per_epoch].split(batch):
@@ -217,6 +234,7 @@ def train_candidate(spec: Mapping[str, Any]) -> dict[str, Any]:
         "flops": flops,
         "params": params,
         "train_s": time.perf_counter() - t_start,
+        "data_wait_s": waited_s,
         "energy": energy.to_dict() if energy is not None else None,
         "transfer": transfer,
         "curve": curve,

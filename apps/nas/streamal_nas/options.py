@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from streamal.plugins import PluginOptions
 
@@ -139,12 +139,19 @@ class StoreDataset(_SampleDataset):
 
 
 class SimulateDataset(_SampleDataset):
-    """Phase 0's uniform sets of the config's ``simulator``, simulated before the search."""
+    """Phase 0's uniform sets of the config's ``simulator``, simulated for the search."""
 
     name: Literal["simulate"] = Field(description="simulate with the config's simulator")
     samples_per_class: PositiveInt = Field(description="uniform training samples per class")
     val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
     test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
+    overlap_epochs: NonNegativeInt = Field(
+        0,
+        description="0: the search starts once every set is simulated; N: once the validation "
+        "set is, and epoch e (from 0) of every candidate trains on the first "
+        "ceil(n (e+1) / N) of the n training draws (all from epoch N-1 on), waiting for them "
+        "if they are not simulated yet: the same data whatever the simulator's speed",
+    )
 
 
 DatasetOptions = Annotated[

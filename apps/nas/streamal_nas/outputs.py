@@ -64,6 +64,7 @@ COLUMNS: tuple[str, ...] = (
     "tensors_transferred",
     "similarity_s",
     "train_s",
+    "data_wait_s",
     "wall_s",
 )
 """Columns of the candidate table (JSON rows hold these keys, plus ``curve`` and ``metrics``,

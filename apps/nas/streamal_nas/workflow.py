@@ -26,10 +26,11 @@ that were in flight from epoch 0, and continues; it ends with the same candidate
 uninterrupted run with the same seed.
 
 Data (:mod:`.datasets`, option ``dataset``): digits, a finished campaign's store, or samples
-of the config's simulator, simulated on the ``sim`` pool before the search starts (the
-search needs the whole validation set to compare candidates; a resumed run keeps what was
-stored). The fitness (option ``fitness``, :mod:`.fitness`) is validation accuracy or a loss;
-a loss is minimised, by the search and by the prediction engine (``direction: minimize``).
+of the config's simulator, simulated on the ``sim`` pool before the search starts, or with
+``overlap_epochs`` while the first candidates train (:mod:`.data_feed`; the search needs
+the whole validation set to compare candidates; a resumed run keeps what was stored). The
+fitness (option ``fitness``, :mod:`.fitness`) is validation accuracy or a loss; a loss is
+minimised, by the search and by the prediction engine (``direction: minimize``).
 
 Outputs: see :mod:`.outputs`.
 """
@@ -78,6 +79,7 @@ class NasWorkflow(Workflow):
     needs_simulator = False
     train_worker_per_rank = True
     ddp_trainings = False
+    feed: asyncio.Task | None = None  # the training set still being simulated (data_feed)
 
     @classmethod
     def model_per_rank(cls, options: dict[str, Any]) -> bool:
@@ -102,7 +104,8 @@ class NasWorkflow(Workflow):
         self.decisions_dir = run_dir / "decisions"
         self.decisions_dir.mkdir(exist_ok=True)
         self.records_path.touch()
-        self.data: DataSpec = await prepare_data(o, self)
+        self.data: DataSpec
+        self.data, self.feed = await prepare_data(o, self)
         self.state = SearchState.open(run_dir, cfg.fingerprint(), window=self._train_workers() + 1)
         self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
         for note in self.state.notes:
@@ -137,6 +140,8 @@ class NasWorkflow(Workflow):
                 ),
                 exclusive=len(sim_core_groups(self.ctx.plan)) < 2,
             )
+            if self.feed is not None:  # its chunks must not queue behind the engine
+                self.engine.hold_until(self.feed)
             if len(self.state.completed) < self.budget:
                 self.engine.start()
         self.evaluator = CandidateEvaluator(
@@ -155,7 +160,11 @@ class NasWorkflow(Workflow):
         )
         try:
             await self._search(strategy)
+            if self.feed is not None:
+                await self.feed  # the test set, if the search ended first
         finally:
+            if self.feed is not None and not self.feed.done():
+                self.feed.cancel()
             if self.engine is not None:
                 await self.engine.close()
         self.state.prune(self.records_path, self.decisions_dir, self.ckpt_dir)
@@ -207,7 +216,13 @@ class NasWorkflow(Workflow):
         try:
             advance()
             while in_flight:
-                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                watched = set(in_flight)
+                if self.feed is not None and not self.feed.done():
+                    watched.add(self.feed)  # a failed simulation ends the search
+                finished, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                if self.feed in finished:
+                    finished.discard(self.feed)
+                    self.feed.result()
                 for task in sorted(finished, key=lambda t: in_flight[t].id):
                     c = in_flight.pop(task)
                     self.state.add(task.result())

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,10 +11,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from streamal.data.index import BatchInfo
 from streamal.data.label import BatchLabel
 from streamal.data.store import SampleStore
 from streamal.errors import ConfigError
 from streamal.policy.uniform import UniformPolicy
+from streamal_nas.data_feed import GrowingTrainSet, draws_needed, ready_draws
 from streamal_nas.datasets import DataSpec, poisson_counts, prepare_data, read_rows
 from streamal_nas.evaluate import train_candidate
 from streamal_nas.fitness import fitness_error, fitness_value
@@ -56,7 +59,7 @@ def _prepare(options: dict, store=None, space=None) -> DataSpec:
     workflow = SimpleNamespace(
         ctx=SimpleNamespace(config=SimpleNamespace(seed=0), store=store, space=space)
     )
-    return asyncio.run(prepare_data(NasOptions.model_validate(options), workflow))
+    return asyncio.run(prepare_data(NasOptions.model_validate(options), workflow))[0]
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +221,161 @@ def test_counts_option_adds_noise_to_the_store_patterns(campaign) -> None:
         NasOptions.model_validate(
             {"dataset": {"name": "simulate", "samples_per_class": 4, "counts": -1}}
         )
+
+
+# -- training while the training set is still being simulated (overlap_epochs) ----------------
+
+
+def test_draws_needed_ramps_to_the_whole_set() -> None:
+    assert [draws_needed(10, e, 3) for e in range(5)] == [4, 7, 10, 10, 10]
+    assert draws_needed(10, 0, 0) == 10 and draws_needed(10, 0, 1) == 10
+
+
+def test_ready_draws_is_the_prefix_of_draws_in_whatever_order_chunks_landed() -> None:
+    batches = [  # chunk 1 landed first; chunk 0 was split: rows 0-1 and 3 stored, 2 failed
+        BatchInfo("p0/val/0", 0, 4, 0, "val", "uniform"),
+        BatchInfo("p0/train/1", 4, 4, 0, "train", "uniform"),
+        BatchInfo("p0/train/0/0-2", 8, 2, 0, "train", "uniform"),
+        BatchInfo("p0/train/0/3", 10, 1, 0, "train", "uniform"),
+    ]
+    failed = ["p0/train/0/2", "p0/val/0/1"]
+    assert ready_draws(batches, failed, "p0/train", 4, 10) == (8, [8, 9, -1, 10, 4, 5, 6, 7])
+    last = BatchInfo("p0/train/2", 11, 2, 0, "train", "uniform")  # the short last chunk
+    assert ready_draws([*batches, last], failed, "p0/train", 4, 10)[0] == 10
+    assert ready_draws(batches[2:], failed, "p0/train", 4, 10) == (4, [8, 9, -1, 10])
+    assert ready_draws(batches[:2], [], "p0/train", 4, 10) == (0, [])
+
+
+def _fed(data: DataSpec, ready_file: Path, overlap: int) -> DataSpec:
+    """``data`` with its training rows behind a ready file (draw order: the rows' order)."""
+    from dataclasses import replace
+
+    feed = {"ready_file": str(ready_file), "total": len(data.train_rows), "overlap_epochs": overlap}
+    return replace(data, train_rows=(), feed=feed)
+
+
+def _publish(ready_file: Path, rows: list[int], ready: int) -> None:
+    from streamal import durable
+
+    durable.write_json(ready_file, {"total": len(rows), "ready": ready, "rows": rows[:ready]})
+
+
+def test_a_candidate_learns_the_same_whenever_its_training_draws_arrive(tmp_path, campaign):
+    import threading
+
+    data = _prepare({"dataset": {"name": "store", "path": str(campaign)}})
+    rows = list(data.train_rows)
+    rows[5] = -1  # draw 5 failed to simulate
+    at_once, late = tmp_path / "at-once.json", tmp_path / "late.json"
+    _publish(at_once, rows, len(rows))
+    _publish(late, rows, 0)
+    for name in "abcd":
+        (tmp_path / name).mkdir()
+
+    def arrive() -> None:  # draws come in while the candidate waits for them, in three steps
+        records = tmp_path / "b" / "score.jsonl"
+        for ready, after_epoch in ((9, None), (16, 1.0), (len(rows), 2.0)):
+            while after_epoch is not None and not any(
+                json.loads(line)["epoch"] == after_epoch
+                for line in (records.read_text().splitlines() if records.exists() else [])
+            ):
+                time.sleep(0.01)
+            time.sleep(0.3)
+            _publish(late, rows, ready)
+
+    first = _train(tmp_path / "a", _fed(data, at_once, 3), "score", max_epochs=3)
+    feeder = threading.Thread(target=arrive)
+    feeder.start()
+    second = _train(tmp_path / "b", _fed(data, late, 3), "score", max_epochs=3)
+    feeder.join()
+    assert second["curve"] == first["curve"]
+    assert second["data_wait_s"] > 0.55 and first["data_wait_s"] < 0.2
+    # the worker keeps the grown set: another candidate's first epoch still sees its 8 draws
+    again = _train(tmp_path / "c", _fed(data, late, 3), "score", max_epochs=3)
+    assert again["curve"] == first["curve"]
+    # the ramp is real: on all 24 draws from the first epoch the candidate learns otherwise
+    whole = _train(tmp_path / "d", _fed(data, at_once, 1), "score", max_epochs=3)
+    assert whole["curve"] != first["curve"]
+
+
+def test_a_candidate_waiting_for_draws_stops_when_cancelled(tmp_path, campaign) -> None:
+    data = _prepare({"dataset": {"name": "store", "path": str(campaign)}})
+    never = tmp_path / "never.json"
+    _publish(never, list(data.train_rows), 0)
+    grown = GrowingTrainSet(_fed(data, never, 2).feed, lambda rows: rows, poll_s=0.01)
+    calls = []
+    assert grown.for_epoch(0, lambda: calls.append(1) or len(calls) > 3) is None
+    assert len(calls) == 4
+
+
+def test_the_first_candidates_train_while_the_training_set_is_simulated(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    config = {
+        "name": "nas-overlap",
+        "seed": 0,
+        "site": {"name": "local"},
+        "scheduler": {"retries": 0, "progress": False},
+        "report": {"figures": False},
+        # 0.15 s a pattern, centres above 0.74 fail: recorded, and the ramp goes past them
+        "simulator": {
+            "name": "tests.helpers:PeaksSimulator",
+            "chunk_size": 4,
+            "options": {"delay": 0.15, "fail_above": 0.74},
+        },
+        "workflow": {
+            "name": "nas",
+            "phases": [{"samples": 3, "epochs": 2}],
+            "options": {
+                "population": 2,
+                "phases": 2,
+                "nodes": 3,
+                "channels": 4,
+                "batch_size": 8,
+                "network": {"stem_kernels": [3, 3], "strides": [1, 1], "pool": 2},
+                "dataset": {"name": "simulate", "samples_per_class": 12, "overlap_epochs": 2},
+                "fitness": "score",
+                "prediction": {"enabled": True, "n_predictions": 2, "tolerance": 1.0},
+            },
+        },
+    }
+    (tmp_path / "nas.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamal",
+            "run",
+            str(tmp_path / "nas.yaml"),
+            "--run-dir",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=root,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    timeline = json.loads((run / "timeline.json").read_text())
+    train_chunks = [r for r in timeline if r["name"].startswith("p0/train/") and r["ended"]]
+    val_chunks = [r for r in timeline if r["name"].startswith("p0/val/") and r["ended"]]
+    trainings = [r for r in timeline if r["stage"] == "train" and r["started"]]
+    first = min(t["started"] for t in trainings)
+    assert max(v["ended"] for v in val_chunks) <= first < max(c["ended"] for c in train_chunks)
+    rows = json.loads((run / "candidates.json").read_text())
+    assert len(rows) == 3 and rows[0]["data_wait_s"] > 0.5
+    with SampleStore(run / "store.h5", mode="r") as store:
+        failed = {f["split"] for f in store.failures()}
+        stored = {s: len(store.select(split=s)) for s in ("train", "val", "test")}
+    assert "train" in failed and 0 < stored["train"] < 24 and stored["test"] > 0
+    ready = json.loads((run / "nas" / "train-ready.json").read_text())
+    assert ready["ready"] == ready["total"] == 24

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -60,6 +61,19 @@ class EngineSupervisor:
         with contextlib.suppress(TaskCancelledError):
             result = await handle
             self.runs_.append({k: v for k, v in result.items() if k != "decisions"})
+
+    def hold_until(self, done: asyncio.Future) -> None:
+        """With ``exclusive``, keep the engine from starting until ``done`` completes (a
+        sim-pool job that must not queue behind it). Call before :meth:`start`."""
+        if not self.exclusive or done.done():
+            return
+        self._users += 1
+
+        def release(_: asyncio.Future) -> None:
+            self._users -= 1
+            self.start()
+
+        done.add_done_callback(release)
 
     @contextlib.asynccontextmanager
     async def sim_slot(self) -> AsyncIterator[None]:
