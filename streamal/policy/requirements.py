@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from streamal.config import RunConfig
 
 
-def _policy_name(cfg: RunConfig) -> str | None:
+def policy_name(cfg: RunConfig) -> str | None:
     """The configured policy, else the workflow's default one (None: the workflow has none)."""
     if cfg.policy is not None:
         return cfg.policy.name
@@ -49,7 +49,7 @@ def check_policy_model(cfg: RunConfig) -> list[str]:
     """
     if cfg.model is None:
         return []
-    name = _policy_name(cfg)
+    name = policy_name(cfg)
     if name is None:
         return []
     try:

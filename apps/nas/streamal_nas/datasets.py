@@ -10,9 +10,11 @@ plain record every training task gets:
 * ``simulate``: phase 0's uniform train, validation and test sets of the config's
   ``simulator`` section, simulated on the ``sim`` pool through the scheduler (as every
   active-learning workflow's phase 0, into the run's ``store.h5``); a resumed run keeps what
-  was stored. The search starts once they are stored, or with ``overlap_epochs`` once the
-  validation set is: the first candidates then train while the training set is still being
-  simulated (:mod:`.data_feed`).
+  was stored. With ``policy_run`` the training set is drawn instead by a finished
+  active-learning campaign's policy, fitted on its final model
+  (:mod:`streamal.policy.campaign`). The search starts once the sets are stored, or with
+  ``overlap_epochs`` once the validation set is: the first candidates then train while the
+  training set is still being simulated (:mod:`.data_feed`).
 
 Worker side, :func:`encoded_splits` reads the rows and encodes them with the candidate's
 model plugin (``nas-genome``: its ``encoder`` model's input encoding, the space's scaled
@@ -25,7 +27,9 @@ whichever candidate or split reads it.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,6 +59,8 @@ __all__ = [
 ]
 
 WHERE = "workflow.options.dataset"
+TRAIN_DRAWS = "nas/train-draws.npz"
+"""Training draws of a ``policy_run`` (relative to the run directory)."""
 
 
 @dataclass(frozen=True)
@@ -184,13 +190,17 @@ async def _simulate(
         encoder=encoder,
         counts=d.counts,
     )
+    total = d.samples_per_class * len(space.class_names)
+    interleave = bool(d.overlap_epochs)
+    train, val, test = workflow.uniform_sets(d.samples_per_class, sizes, interleave=interleave)
+    if d.policy_run is not None:
+        train.close()  # never started: the campaign's policy draws the training set instead
+        train = await _campaign_train_set(d.policy_run, workflow, total)
     if not d.overlap_epochs:
-        await asyncio.gather(*workflow.uniform_sets(d.samples_per_class, sizes))
+        await asyncio.gather(train, val, test)
         return replace(spec, **_split_rows(store, str(store.path))), None
-    train, val, test = workflow.uniform_sets(d.samples_per_class, sizes, interleave=True)
     val_task = asyncio.ensure_future(val)  # first in the sim pool's queue
     jobs = [val_task, asyncio.ensure_future(train), asyncio.ensure_future(test)]
-    total = d.samples_per_class * len(space.class_names)
     chunk = ctx.config.simulator.chunk_size
     feed_file = ctx.run_dir / READY_FILE
     feed = asyncio.ensure_future(TrainFeed(store, feed_file, total, chunk).run(jobs))
@@ -203,6 +213,36 @@ async def _simulate(
         raise ConfigError(f"{WHERE}: every validation sample failed to simulate")
     ready = {"ready_file": str(feed_file), "total": total, "overlap_epochs": d.overlap_epochs}
     return replace(spec, val_rows=val_rows, feed=ready), feed
+
+
+async def _campaign_train_set(run: str, workflow: Workflow, total: int) -> Any:
+    """The coroutine simulating ``total`` training draws of the campaign in ``run``'s policy,
+    fitted on its final model (:mod:`streamal.policy.campaign`; drawn once, saved in
+    ``nas/train-draws.npz`` for a resumed run), in random order."""
+    from streamal import durable
+    from streamal.data.label import BatchLabel
+    from streamal.policy.campaign import campaign_policy
+
+    ctx = workflow.ctx
+    path = ctx.run_dir / TRAIN_DRAWS
+    try:
+        with np.load(path) as saved:
+            classes, params, name = saved["classes"], saved["params"], str(saved["policy"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):  # none, or torn
+        try:
+            source = campaign_policy(run, ctx.space)
+        except ConfigError as exc:
+            raise ConfigError(f"{WHERE}.policy_run: {exc}") from None
+        policy = await source.fitted(ctx.space, ctx.scheduler, stage="AL0")
+        classes, params = policy.sample_total(total, workflow.rng(0, 9))
+        order = workflow.rng(0, 10).permutation(len(classes))
+        classes, params, name = classes[order], params[order], policy.name
+        buf = io.BytesIO()
+        np.savez(buf, classes=classes, params=params, policy=name, run=str(run))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        durable.write_bytes(path, buf.getvalue())
+    label = BatchLabel(0, "train", name)
+    return workflow.simulate("p0/train", classes, params, label, stage="S0")
 
 
 def _split_rows(store: Any, where: str) -> dict[str, tuple[int, ...]]:

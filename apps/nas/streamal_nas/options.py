@@ -145,6 +145,12 @@ class SimulateDataset(_SampleDataset):
     samples_per_class: PositiveInt = Field(description="uniform training samples per class")
     val_fraction: float = Field(0.5, gt=0, description="validation samples per training sample")
     test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
+    policy_run: str | None = Field(
+        None,
+        description="a finished active-learning campaign's run directory: the training set "
+        "is drawn by its policy, fitted on its final model's uncertainty over its study set "
+        "(validation and test stay uniform); null: uniform",
+    )
     overlap_epochs: NonNegativeInt = Field(
         0,
         description="0: the search starts once every set is simulated; N: once the validation "

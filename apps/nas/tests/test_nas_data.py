@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -308,12 +309,130 @@ def test_a_candidate_waiting_for_draws_stops_when_cancelled(tmp_path, campaign) 
     assert len(calls) == 4
 
 
-def test_the_first_candidates_train_while_the_training_set_is_simulated(tmp_path) -> None:
+# -- a training set drawn by a finished campaign's policy (policy_run) ------------------------
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _peaks():
+    if str(ROOT) not in sys.path:  # tests.helpers, as the run's subprocesses find it
+        sys.path.insert(0, str(ROOT))
+    from tests.helpers import PeaksSimulator
+
+    return PeaksSimulator()
+
+
+@pytest.fixture(scope="module")
+def al_campaign(tmp_path_factory) -> Path:
+    """A finished active-learning campaign over the peaks space: config, store with a study
+    set, and a trained generic-mlp (``checkpoints/T0``)."""
+    from streamal.cluster.plan import RankPlacement
+    from streamal.train.ddp import train
+    from streamal.train.spec import TrainSpec
+
+    sim = _peaks()
+    run = tmp_path_factory.mktemp("al") / "run"
+    run.mkdir()
+    config = {
+        "name": "peaks-al",
+        "seed": 0,
+        "site": {"name": "local"},
+        "simulator": {"name": "tests.helpers:PeaksSimulator"},
+        "model": {"name": "generic-mlp", "options": {"hidden": [32]}},
+        "policy": {"name": "uncertainty-mixture", "options": {"study_size": 20}},
+        "workflow": {"name": "serial", "phases": [{"samples": 40, "epochs": 4}]},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = {}
+    with SampleStore(
+        run / "store.h5",
+        param_names=sim.space.param_names,
+        class_names=sim.space.class_names,
+        input_shape=(64,),
+    ) as store:
+        for i, (split, n) in enumerate((("train", 40), ("val", 10), ("test", 10), ("study", 20))):
+            classes, params = UniformPolicy(sim.space).sample(n, np.random.default_rng(i))
+            start = len(store)
+            store.append(
+                key=f"p0/{split}/0",
+                classes=classes,
+                params=params,
+                inputs=sim.simulate(classes, params),
+                label=BatchLabel(0, split, "uniform"),
+            )
+            rows[split] = list(range(start, len(store)))
+    train(
+        TrainSpec(
+            store=str(run / "store.h5"),
+            train_rows=rows["train"],
+            val_rows=rows["val"],
+            test_rows=rows["test"],
+            model="generic-mlp",
+            model_options={"hidden": [32]},
+            space=sim.space.to_dict(),
+            input_shape=(64,),
+            out_dir=str(run / "checkpoints" / "T0"),
+            epochs=4,
+            ranks=(RankPlacement(0, (0,), None),),
+            batch_size=32,
+            learning_rate=1e-2,
+            stage="T0",
+        )
+    )
+    return run
+
+
+class _InProcess:
+    """A scheduler that runs each task in this process (the campaign policy's AL task)."""
+
+    def __init__(self) -> None:
+        self.stages: list[str] = []
+
+    async def submit(self, pool, fn, *args, stage, **_):
+        self.stages.append(f"{pool}:{stage}")
+        return fn(*args)
+
+
+def test_a_campaigns_policy_is_fitted_on_its_final_model(al_campaign) -> None:
+    from streamal.policy.campaign import campaign_policy
+
+    space = _peaks().space
+    source = campaign_policy(al_campaign, space)
+    assert (source.name, source.options) == ("uncertainty-mixture", {"study_size": 20})
+    assert len(source.study_rows) == 40 and source.model.stage == "T0"
+    scheduler = _InProcess()
+    policy = asyncio.run(source.fitted(space, scheduler, "AL0"))
+    assert scheduler.stages == ["train:AL0"] and policy.ready
+    classes, params = policy.sample_total(200, np.random.default_rng(0))
+    assert len(classes) == 200
+    space.check(classes, params)  # raises outside the space
+    # where the model is unsure it draws more: not the uniform spread of the study set
+    assert policy.weights_.std() > 0
+
+
+def test_a_policy_run_that_cannot_serve_is_one_line_naming_the_folder(al_campaign, tmp_path):
+    from streamal.policy.campaign import campaign_policy
+
+    with pytest.raises(ConfigError, match="not a run directory"):
+        campaign_policy(tmp_path, _peaks().space)
+    from streamal import plugins
+
+    diffraction = plugins.load("simulators", "diffraction-tof")(preset="e1").space
+    with pytest.raises(ConfigError, match=r"its space \(classes \['narrow', 'wide'\]"):
+        campaign_policy(al_campaign, diffraction)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.yaml").write_text((al_campaign / "config.yaml").read_text())
+    with pytest.raises(ConfigError, match="no trained model yet|not a run directory"):
+        campaign_policy(bare, _peaks().space)
+
+
+def test_the_first_candidates_train_while_the_training_set_is_simulated(
+    tmp_path, al_campaign
+) -> None:
     import os
     import subprocess
-    import sys
 
-    root = Path(__file__).resolve().parents[3]
+    root = ROOT
     config = {
         "name": "nas-overlap",
         "seed": 0,
@@ -336,7 +455,12 @@ def test_the_first_candidates_train_while_the_training_set_is_simulated(tmp_path
                 "channels": 4,
                 "batch_size": 8,
                 "network": {"stem_kernels": [3, 3], "strides": [1, 1], "pool": 2},
-                "dataset": {"name": "simulate", "samples_per_class": 12, "overlap_epochs": 2},
+                "dataset": {
+                    "name": "simulate",
+                    "samples_per_class": 12,
+                    "overlap_epochs": 2,
+                    "policy_run": str(al_campaign),  # training draws: the campaign's policy
+                },
                 "fitness": "score",
                 "prediction": {"enabled": True, "n_predictions": 2, "tolerance": 1.0},
             },
@@ -379,3 +503,10 @@ def test_the_first_candidates_train_while_the_training_set_is_simulated(tmp_path
     assert "train" in failed and 0 < stored["train"] < 24 and stored["test"] > 0
     ready = json.loads((run / "nas" / "train-ready.json").read_text())
     assert ready["ready"] == ready["total"] == 24
+    # the training draws came from the campaign's fitted policy, through an AL task
+    assert [r["pool"] for r in timeline if r["stage"] == "AL0"] == ["train"]
+    with SampleStore(run / "store.h5", mode="r") as store:
+        origins = {b.split: b.origin for b in store.batches()}
+    assert origins == {"train": "uncertainty-mixture", "val": "uniform", "test": "uniform"}
+    with np.load(run / "nas" / "train-draws.npz") as saved:
+        assert len(saved["classes"]) == 24 and str(saved["policy"]) == "uncertainty-mixture"
