@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,15 @@ def finished_run(config: dict[str, Any], run_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     return status == "done" and same
+
+
+def run_or_reuse(config: dict[str, Any], run_dir: Path) -> Path:
+    """``run_dir`` holding a finished run of ``config``: the one an earlier ``--keep`` left
+    there, else a fresh :func:`run_config` (what an interrupted run left is removed first)."""
+    if not finished_run(config, run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_config(config, run_dir)
+    return run_dir
 
 
 def makespan(run_dir: Path) -> float:

@@ -1,7 +1,7 @@
 """Architecture search: plain vs +prediction vs +prediction+similarity vs +transfer.
 
     python bench/nas.py [--dataset digits|diffraction] [--quick | --smoke] [--seeds 3]
-                        [--json] [--keep DIR]
+                        [--counts C1,C2] [--json] [--keep DIR]
 
 Every variant is a real ``python -m streamal run`` of the ``nas`` workflow with the same seed,
 candidate budget, search strategy (NSGA-II over [error, FLOPs]) and node plan; the
@@ -9,8 +9,9 @@ variants run back to back per seed in rotating order. Reported per variant (medi
 seeds): search wall time, epochs trained, training FLOPs (FLOPs per forward pass x epochs,
 summed), hypervolume (fixed reference, see the workflow); and for the best variant (the
 fastest one keeping >= 0.95 of plain's hypervolume, else the one with the highest
-hypervolume) the fraction of epochs and of training FLOPs saved, the wall-time speedup and
-the hypervolume ratio.
+hypervolume; on diffraction both the engine's and the measured one, see below) the fraction
+of epochs and of training FLOPs saved, the wall-time speedup and the hypervolume ratio.
+Finished runs kept by an earlier ``--keep DIR`` with the same config are read, not rerun.
 
 ``--dataset digits`` (default; results ``bench/results/nas.json``): scikit-learn's 8x8
 digits, fitness validation accuracy. Training settings: batch 64, Adam lr 1e-3 (smooth
@@ -22,9 +23,10 @@ residual wins) with t = 0.5, because these curves start flat at chance level, wh
 ``--dataset diffraction`` (``bench/results/nas_diffraction.json``), A4NN's scientific case:
 diffraction-tof E1 patterns simulated at the start of each run (dataset ``simulate``), with
 Poisson noise at several peak counts (dataset ``counts``, the analogue of XFEL beam
-intensity: :data:`COUNTS`), searched as ``configs/nas-diffraction-quickstart.yaml`` does
-(1-D multitask genomes, fitness ``score`` = validation class loss + MSE, minimised, with a
-fixed hypervolume reference :data:`SCORE_REFERENCE`). Ratios to plain are taken per seed and
+intensity: :data:`COUNTS`; ``--quick``: the lowest only; ``--counts``: others), searched as
+``configs/nas-diffraction-quickstart.yaml`` does (1-D multitask genomes, fitness ``score`` =
+validation class loss + MSE, minimised, with a fixed hypervolume reference
+:data:`SCORE_REFERENCE`). Ratios to plain are taken per seed and
 count level, then the median. Each run's best candidate (one per variant) and the reference
 ALBAND CNN (:func:`streamal_nas.reference.alband_options`) are then trained on the run's
 training split for the search's full budget and scored on its test split
@@ -191,11 +193,16 @@ def config_for(
     return cfg
 
 
-def count_levels(quick: bool, smoke: bool) -> tuple[float, ...]:
-    """The diffraction count levels run (quick: lowest and highest; smoke: the highest)."""
+def count_levels(
+    quick: bool, smoke: bool, chosen: Sequence[float] | None = None
+) -> tuple[float, ...]:
+    """The diffraction count levels run: ``chosen`` if given, else all of :data:`COUNTS`
+    (quick: the lowest, the noisiest; smoke: the highest)."""
+    if chosen:
+        return tuple(chosen)
     if smoke:
         return COUNTS[-1:]
-    return (COUNTS[0], COUNTS[-1]) if quick else COUNTS
+    return COUNTS[:1] if quick else COUNTS
 
 
 def _read(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -277,24 +284,36 @@ def measured_hypervolume(rows: Sequence[Mapping[str, Any]], reference: Sequence[
 
 
 def ratios_vs_plain(plain: Mapping[str, float], other: Mapping[str, float]) -> dict[str, float]:
-    """Epochs and training FLOPs saved, wall-time speedup and hypervolume ratio vs plain."""
-    return {
+    """Epochs and training FLOPs saved, wall-time speedup and hypervolume ratio vs plain (and
+    ``hypervolume_measured_ratio`` where both have ``hypervolume_measured``)."""
+
+    def ratio(key: str) -> float:
+        return other[key] / plain[key] if plain[key] > 0 else float("nan")
+
+    out = {
         "epochs_saved_fraction": 1 - other["epochs"] / plain["epochs"],
         "flops_saved_fraction": 1 - other["flops"] / plain["flops"],
         "wall_speedup": plain["wall_s"] / other["wall_s"],
-        "hypervolume_ratio": other["hypervolume"] / plain["hypervolume"]
-        if plain["hypervolume"] > 0
-        else float("nan"),
+        "hypervolume_ratio": ratio("hypervolume"),
     }
+    if "hypervolume_measured" in plain and "hypervolume_measured" in other:
+        out["hypervolume_measured_ratio"] = ratio("hypervolume_measured")
+    return out
+
+
+def kept_hypervolume(r: Mapping[str, float]) -> float:
+    """The hypervolume ratio a variant is judged by: the lower of the engine's (predicted
+    fitness where it stopped a candidate) and the measured one, where there is one."""
+    return min(r["hypervolume_ratio"], r.get("hypervolume_measured_ratio", np.inf))
 
 
 def best_variant(ratios: Mapping[str, Mapping[str, float]], keep: float = 0.95) -> str:
-    """The fastest variant keeping >= ``keep`` of plain's hypervolume, else the one with the
-    highest hypervolume ratio."""
-    keeping = [v for v in ratios if ratios[v]["hypervolume_ratio"] >= keep]
+    """The fastest variant keeping >= ``keep`` of plain's hypervolume (:func:`kept_hypervolume`),
+    else the one with the highest such ratio."""
+    keeping = [v for v in ratios if kept_hypervolume(ratios[v]) >= keep]
     if keeping:
         return max(keeping, key=lambda v: ratios[v]["wall_speedup"])
-    return max(ratios, key=lambda v: np.nan_to_num(ratios[v]["hypervolume_ratio"], nan=-1.0))
+    return max(ratios, key=lambda v: np.nan_to_num(kept_hypervolume(ratios[v]), nan=-1.0))
 
 
 def median_ratios(
@@ -343,17 +362,20 @@ def _rounded(med: Mapping[str, float]) -> dict[str, float]:
 
 
 def _plot(per: Mapping[str, Mapping[str, list[float]]], title: str, name: str) -> None:
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
-    for ax, key, label in zip(
-        axes,
-        ("wall_s", "epochs", "flops", "hypervolume"),
-        ("search wall time (s)", "epochs trained", "training FLOPs", "hypervolume"),
-        strict=True,
-    ):
+    panels = [
+        ("wall_s", "search wall time (s)"),
+        ("epochs", "epochs trained"),
+        ("flops", "training FLOPs (forward × epochs)"),
+        ("hypervolume", "hypervolume, engine's fitness\n(predicted where it stopped early)"),
+    ]
+    if per[VARIANTS[0]].get("hypervolume_measured"):
+        panels.append(("hypervolume_measured", "hypervolume, measured\nvalidation fitness"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.8))
+    for ax, (key, label) in zip(axes, panels, strict=True):
         ax.boxplot(
             [per[v][key] for v in VARIANTS], tick_labels=["plain", "+pred", "+p+sim", "+p+s+tr"]
         )
-        ax.set_title(label)
+        ax.set_title(label, fontsize=10)
     fig.suptitle(title)
     fig.tight_layout()
     _common.RESULTS.mkdir(parents=True, exist_ok=True)
@@ -371,7 +393,7 @@ def run_digits(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             if variant in EXTRA and args.quick and seed > 0:
                 continue  # quick: the transfer-to-e_pred variant (tau only) on seed 0 only
             cfg = config_for(variant, seed, args.quick, smoke=args.smoke)
-            run = _runs.run_config(cfg, root / f"{variant}-{seed}")
+            run = _runs.run_or_reuse(cfg, root / f"{variant}-{seed}")
             summary, rows = _read(run)
             _record(per[variant], summary)
             if variant == "plain":
@@ -463,7 +485,7 @@ def _test_summary(tests: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_diffraction(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """The diffraction benchmark's result (see the module docstring)."""
-    levels = count_levels(args.quick, args.smoke)
+    levels = count_levels(args.quick, args.smoke, args.counts)
     names = VARIANTS + (() if args.quick or args.smoke else EXTRA)
     per: dict[str, dict[str, list[float]]] = {
         v: {k: [] for k in (*METRICS, "hypervolume_measured")} for v in names
@@ -479,7 +501,7 @@ def run_diffraction(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             values, runs, summaries = {}, {}, {}
             for variant in order:
                 cfg = config_for(variant, seed, args.quick, "diffraction", counts, args.smoke)
-                run = _runs.run_config(cfg, root / f"{variant}-{level}-{seed}")
+                run = _runs.run_or_reuse(cfg, root / f"{variant}-{level}-{seed}")
                 summary, rows = _read(run)
                 values[variant] = _record(per[variant], summary)
                 hv = measured_hypervolume(rows, summary["hypervolume_reference"])
@@ -547,8 +569,8 @@ def run_diffraction(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         per,
         f"NAS on diffraction (counts {', '.join(f'{c:g}' for c in levels)}), {args.seeds} "
         f"seeds; best {best}: {result['wall_speedup']:.2f}x wall, "
-        f"{result['flops_saved_fraction']:.0%} FLOPs saved, "
-        f"HV ratio {result['hypervolume_ratio']:.3f}",
+        f"{result['flops_saved_fraction']:.0%} FLOPs saved, HV ratio "
+        f"{result['hypervolume_ratio']:.3f} (measured {result['hypervolume_measured_ratio']:.3f})",
         "nas_diffraction",
     )
     return result
@@ -561,6 +583,11 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true", help="one seed, tiny budget: plumbing only")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--short-epochs", type=float, default=1.0)
+    p.add_argument(
+        "--counts",
+        type=lambda text: [float(c) for c in text.split(",")],
+        help="diffraction: comma-separated peak counts instead of the default levels",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--keep", help="keep run directories under this folder")
     args = p.parse_args()

@@ -30,7 +30,6 @@ import argparse
 import copy
 import hashlib
 import json
-import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -305,10 +304,7 @@ def main() -> None:
                 split=args.split,
                 pace_s=args.pace,
             )
-            run = root / f"{wf}-{seed}"
-            if not _runs.finished_run(cfg, run):
-                shutil.rmtree(run, ignore_errors=True)
-                _runs.run_config(cfg, run)
+            run = _runs.run_or_reuse(cfg, root / f"{wf}-{seed}")
             final = _runs.final_metrics(run)
             eff = _runs.overlap_efficiency(run)
             per[wf]["makespan"].append(_runs.makespan(run))

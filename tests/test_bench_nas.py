@@ -26,7 +26,8 @@ def test_diffraction_configs_differ_only_in_the_variant_and_count_level(nas) -> 
     assert opts["fitness"] == "score" and opts["fitness_reference"] == nas.SCORE_REFERENCE
     assert plain["simulator"] == full["simulator"] and plain["seed"] == full["seed"]
     assert plain["workflow"]["phases"] == full["workflow"]["phases"]
-    assert nas.count_levels(True, False) == (1e3, 1e5)
+    assert nas.count_levels(True, False) == (1e3,)
+    assert nas.count_levels(True, False, [1e3, 1e5]) == (1e3, 1e5)
     assert nas.count_levels(False, False) == nas.COUNTS and len(nas.count_levels(True, True)) == 1
     smoke = nas.base_config(False, "diffraction", smoke=True)["workflow"]
     assert smoke["phases"] == [{"samples": 4, "epochs": 2}]
@@ -49,6 +50,12 @@ def test_ratios_and_best_variant(nas) -> None:
     assert nas.best_variant({"predict": r, "predict_similar": lossy}) == "predict"
     assert nas.best_variant({"a": {**lossy, "hypervolume_ratio": 0.8}, "b": lossy}) == "b"
     assert math.isnan(nas.ratios_vs_plain({**plain, "hypervolume": 0.0}, fast)["hypervolume_ratio"])
+    # an engine hypervolume flattered by predicted fitness does not keep a variant
+    measured = nas.ratios_vs_plain(
+        {**plain, "hypervolume_measured": 0.5}, {**fast, "hypervolume_measured": 0.4}
+    )
+    assert measured["hypervolume_measured_ratio"] == pytest.approx(0.8)
+    assert nas.best_variant({"predict": measured, "predict_similar": lossy}) == "predict_similar"
     med = nas.median_ratios([{"p": {"x": 1.0}}, {"p": {"x": 3.0}}, {"p": {"x": 2.0}}])
     assert med == {"p": {"x": 2.0}}
 
