@@ -86,14 +86,19 @@ def _campaign_samples(cfg: RunConfig, n_classes: int) -> tuple[int, int, int]:
     else the workflow's ``default_policy``; its ``study_rows_for`` the options, 0 for a
     model-free policy) and one batch of ``phases[k].samples`` in all for each
     later phase (the continuous workflow's budget is the same sum, or ``phases[0].samples``
-    with one phase; counted for every active-learning workflow, an upper bound). Any other
-    workflow is counted as storing each phase's ``samples`` once per class.
+    with one phase; counted for every active-learning workflow, an upper bound). A workflow
+    that says what it stores (:meth:`~streamal.workflows.base.Workflow.stored_samples`) is
+    taken at its word; any other is counted as storing each phase's ``samples`` once per class.
     """
     from streamal import plugins
     from streamal.workflows.active import ActiveLearningWorkflow
 
     phases = [p.samples for p in cfg.workflow.phases]
     workflow = plugins.load("workflows", cfg.workflow.name)
+    stated = getattr(workflow, "stored_samples", None)
+    counts = stated(cfg.workflow.options, n_classes) if stated is not None else None
+    if counts is not None:
+        return counts
     options = _options(workflow, cfg.workflow.options)
     val_fraction = getattr(options, "val_fraction", None)
     test_fraction = getattr(options, "test_fraction", None)

@@ -66,6 +66,13 @@ class Workflow(ABC):
         return cls.train_worker_per_rank
 
     @classmethod
+    def stored_samples(cls, options: dict[str, Any], n_classes: int) -> tuple[int, int, int] | None:
+        """``(train, validation + test, study)`` samples a run stores, for ``streamal
+        validate``'s footprint; ``None``: the core's estimate from ``phases`` (see
+        :mod:`streamal.footprint`). ``options``: the run's ``workflow.options``."""
+        return None
+
+    @classmethod
     def report(cls, run_dir: Path, out: Path) -> list[Path]:
         """Figures and tables only this workflow makes, from the run directory alone.
 

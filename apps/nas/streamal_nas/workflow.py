@@ -87,6 +87,16 @@ class NasWorkflow(Workflow):
         return NasOptions.model_validate(options).candidate_span == "rank"
 
     @classmethod
+    def stored_samples(cls, options: dict[str, Any], n_classes: int) -> tuple[int, int, int]:
+        """What the ``simulate`` dataset stores (other datasets store nothing)."""
+        d = NasOptions.model_validate(options).dataset
+        if d.name != "simulate":
+            return 0, 0, 0
+        per = d.samples_per_class
+        held_out = max(1, round(per * d.val_fraction)) + max(1, round(per * d.test_fraction))
+        return per * n_classes, held_out * n_classes, 0
+
+    @classmethod
     def report(cls, run_dir: Path, out: Path) -> list[Path]:
         """The Pareto plot (``out/pareto.png``), from the run directory alone."""
         return write_report(run_dir, out)

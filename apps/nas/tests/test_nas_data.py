@@ -510,3 +510,16 @@ def test_the_first_candidates_train_while_the_training_set_is_simulated(
     assert origins == {"train": "uncertainty-mixture", "val": "uniform", "test": "uniform"}
     with np.load(run / "nas" / "train-draws.npz") as saved:
         assert len(saved["classes"]) == 24 and str(saved["policy"]) == "uncertainty-mixture"
+
+
+def test_validate_sizes_the_store_of_a_simulated_dataset() -> None:
+    from streamal.config import load_config
+    from streamal.footprint import estimate_footprint
+
+    cfg = load_config(ROOT / "configs" / "nas-diffraction-quickstart.yaml", check_node=False)
+    fp = estimate_footprint(cfg, (2806,), ranks=1)
+    # 96 training patterns per class, validation and test half that each: 3 x 192
+    assert (fp.train_samples, fp.eval_samples, fp.study_samples) == (288, 288, 0)
+    assert fp.samples == 576 and fp.store_bytes > 576 * 2806 * 4
+    digits = load_config(ROOT / "configs" / "nas-ci.yaml", check_node=False)
+    assert estimate_footprint(digits, (1, 8, 8), ranks=1).samples == 0
