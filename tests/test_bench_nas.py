@@ -56,6 +56,10 @@ def test_ratios_and_best_variant(nas) -> None:
     )
     assert measured["hypervolume_measured_ratio"] == pytest.approx(0.8)
     assert nas.best_variant({"predict": measured, "predict_similar": lossy}) == "predict_similar"
+    # the Pareto front retrained for the full budget, where measured, is what judges a variant
+    retrained = {**measured, "hypervolume_retrained_ratio": 0.97}
+    assert nas.kept_hypervolume(retrained) == 0.97
+    assert nas.best_variant({"predict": retrained, "predict_similar": lossy}) == "predict"
     med = nas.median_ratios([{"p": {"x": 1.0}}, {"p": {"x": 3.0}}, {"p": {"x": 2.0}}])
     assert med == {"p": {"x": 2.0}}
 
@@ -158,3 +162,12 @@ def test_held_out_metrics_train_on_the_run_and_score_its_test_split(reference, t
     assert 0.0 <= m["accuracy"] <= 1.0 and m["mse"] > 0 and m["epochs"] == 1.0
     assert {"mae_a_A", "flops", "params", "val_accuracy"} <= set(m)
     assert min(abs(9 * m["accuracy"] - k) for k in range(10)) < 1e-5  # 3 classes x 3 tests
+
+
+def test_retrained_hypervolume_scores_the_front_on_its_test_metrics(nas) -> None:
+    opts = {"fitness": "score"}
+    one = [{"class_loss": 0.5, "mse": 0.25, "flops": 50.0}]  # score 0.75: (0.5, 0.5) of the ref
+    assert nas.retrained_hypervolume(one, [1.5, 100.0], opts) == pytest.approx(0.25)
+    two = [*one, {"class_loss": 0.25, "mse": 0.125, "flops": 80.0}]  # adds 0.25 x 0.2
+    assert nas.retrained_hypervolume(two, [1.5, 100.0], opts) == pytest.approx(0.3)
+    assert nas.retrained_hypervolume([], [1.5, 100.0], opts) == 0.0
