@@ -92,6 +92,7 @@ def _campaign_samples(cfg: RunConfig, n_classes: int) -> tuple[int, int, int]:
     """
     from streamal import plugins
     from streamal.workflows.active import ActiveLearningWorkflow
+    from streamal.workflows.base import split_sizes
 
     phases = [p.samples for p in cfg.workflow.phases]
     workflow = plugins.load("workflows", cfg.workflow.name)
@@ -104,10 +105,9 @@ def _campaign_samples(cfg: RunConfig, n_classes: int) -> tuple[int, int, int]:
     test_fraction = getattr(options, "test_fraction", None)
     if val_fraction is None or test_fraction is None:
         return sum(phases) * n_classes, 0, 0
-    train = phases[0] * n_classes
-    evals = n_classes * (
-        max(1, round(phases[0] * val_fraction)) + max(1, round(phases[0] * test_fraction))
-    )
+    sizes = split_sizes(phases[0], val_fraction, test_fraction)
+    train = sizes["train"] * n_classes
+    evals = n_classes * (sizes["val"] + sizes["test"])
     study = 0
     if isinstance(workflow, type) and issubclass(workflow, ActiveLearningWorkflow):
         train += sum(phases[1:]) or phases[0]

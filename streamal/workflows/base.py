@@ -45,6 +45,16 @@ class SplitOptions(PluginOptions):
     test_fraction: float = Field(0.5, gt=0, description="test samples per training sample")
 
 
+def split_sizes(n_per_class: int, val_fraction: float, test_fraction: float) -> dict[str, int]:
+    """Phase 0's uniform samples per class of each split: ``n_per_class`` training samples and
+    validation and test sets of that times their fractions (at least one each)."""
+    return {
+        "train": n_per_class,
+        "val": max(1, round(n_per_class * val_fraction)),
+        "test": max(1, round(n_per_class * test_fraction)),
+    }
+
+
 class Workflow(ABC):
     """A campaign's control flow. Subclasses implement :meth:`run` with the helpers below."""
 
@@ -154,11 +164,7 @@ class Workflow(ABC):
         """
         from streamal.policy.uniform import UniformPolicy
 
-        sizes = {
-            "train": n_per_class,
-            "val": max(1, round(n_per_class * options.val_fraction)),
-            "test": max(1, round(n_per_class * options.test_fraction)),
-        }
+        sizes = split_sizes(n_per_class, options.val_fraction, options.test_fraction)
         uniform = UniformPolicy(self.ctx.space)
         jobs = []
         for split, size in sizes.items():

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from streamal.cluster.parsl_config import sim_core_groups
-from streamal.workflows.base import Workflow
+from streamal.workflows.base import Workflow, split_sizes
 
 from .candidates import CandidateEvaluator, Trained
 from .datasets import DataSpec, prepare_data
@@ -92,9 +92,8 @@ class NasWorkflow(Workflow):
         d = NasOptions.model_validate(options).dataset
         if d.name != "simulate":
             return 0, 0, 0
-        per = d.samples_per_class
-        held_out = max(1, round(per * d.val_fraction)) + max(1, round(per * d.test_fraction))
-        return per * n_classes, held_out * n_classes, 0
+        sizes = split_sizes(d.samples_per_class, d.val_fraction, d.test_fraction)
+        return sizes["train"] * n_classes, (sizes["val"] + sizes["test"]) * n_classes, 0
 
     @classmethod
     def report(cls, run_dir: Path, out: Path) -> list[Path]:
