@@ -10,6 +10,9 @@ back to back per seed, in rotating order. Reports the median and per-seed makesp
 ratios (median and per seed), the test metrics of every phase's training per seed
 (``accuracy_by_phase``), each phase's simulation/training time ratio S_k/T_k (serial runs)
 and the overlap efficiency (busy core-seconds / available core-seconds) of each pool.
+Phase 0 is the same work in every arm of a seed: its seconds per run (``phase0_work``) show
+the machine's speed, and a run more than 15 % off its seed's median is listed in
+``machine_speed_flags`` (its makespan is not comparable with the other arms').
 
 Time (cryspy, ~1.3 s per pattern on one simulator core): ``--quick`` keeps tiny sets; the
 default is the paper's regime with >= 50 training patterns per phase, epochs calibrated so that
@@ -217,6 +220,44 @@ def s_over_t(run: Path) -> dict[str, float]:
     return out
 
 
+#: A run whose phase-0 work (identical in every arm of a seed) took this much more or less
+#: than its seed's median ran on a machine of another speed: its makespan is flagged.
+PHASE0_TOLERANCE = 0.15
+
+
+def phase0_work(run: Path) -> dict[str, float]:
+    """Seconds of the work every arm of a seed does alike: phase 0's simulation tasks
+    (``S0``, summed task-seconds) and its training (``T0``, start to end)."""
+    from streamal.runtime.timeline import load_records
+
+    recs = [r for r in load_records(run / "timeline.json") if r.started and r.ended]
+    t0 = [r for r in recs if r.stage == "T0"]
+    return {
+        "S0_task_s": round(sum(r.duration for r in recs if r.stage == "S0"), 2),
+        "T0_s": round(max(r.ended for r in t0) - min(r.started for r in t0), 2) if t0 else 0.0,
+    }
+
+
+def machine_speed_flags(work: dict[str, list[dict]], tolerance: float = PHASE0_TOLERANCE) -> list:
+    """Runs whose phase-0 work is more than ``tolerance`` off the median of their seed's arms.
+
+    ``work`` maps each workflow to its :func:`phase0_work` per seed. Phase 0 is the same
+    work in every arm of a seed, so a run that took much longer (or shorter) for it ran on a
+    slower (faster) machine, and its makespan is not comparable with its seed's other arms.
+    """
+    flags = []
+    seeds = len(next(iter(work.values())))
+    for seed in range(seeds):
+        for key in ("S0_task_s", "T0_s"):
+            values = {w: work[w][seed][key] for w in work}
+            med = statistics.median(values.values())
+            for w, v in values.items():
+                off = v / med - 1 if med > 0 else 0.0
+                if abs(off) > tolerance:
+                    flags.append({"run": f"{w}-{seed}", "work": key, "s": v, "off": round(off, 3)})
+    return flags
+
+
 def test_set_digest(run: Path) -> str:
     """A digest of the run's test set (params and classes): equal for every arm of a seed."""
     from streamal.data.store import SampleStore
@@ -287,7 +328,15 @@ def main() -> None:
     simulator = "diffraction-tof" if args.accuracy else args.simulator
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-wf-"))
     per: dict[str, dict[str, list]] = {
-        w: {"makespan": [], "mse": [], "acc": [], "sim_eff": [], "train_eff": [], "phases": []}
+        w: {
+            "makespan": [],
+            "mse": [],
+            "acc": [],
+            "sim_eff": [],
+            "train_eff": [],
+            "phases": [],
+            "phase0": [],
+        }
         for w in WORKFLOWS
     }
     balance, splits, digests = [], [], []
@@ -313,6 +362,7 @@ def main() -> None:
             per[wf]["sim_eff"].append(eff["sim"])
             per[wf]["train_eff"].append(eff["train"])
             per[wf]["phases"].append(phase_metrics(run))
+            per[wf]["phase0"].append(phase0_work(run))
             seed_digests.add(test_set_digest(run))
             if wf == "serial":
                 balance.append(s_over_t(run))
@@ -349,6 +399,8 @@ def main() -> None:
         "makespan_s": {w: [round(x, 2) for x in per[w]["makespan"]] for w in WORKFLOWS},
         "makespan_spread_s": {w: _spread(per[w]["makespan"]) for w in WORKFLOWS},
         "accuracy_by_phase": {w: per[w]["phases"] for w in WORKFLOWS},
+        "phase0_work": {w: per[w]["phase0"] for w in WORKFLOWS},
+        "machine_speed_flags": machine_speed_flags({w: per[w]["phase0"] for w in WORKFLOWS}),
         "s_over_t_serial": balance,
         "split_fractions": splits,
         "test_set_digest_per_seed": digests,

@@ -90,3 +90,17 @@ def test_the_regime_map_replays_the_paper_sizes_and_reads_the_balance():
             "T2": (19, 21),
         }
         assert regimes.al_balance(spans) == pytest.approx((2 / 1 + 6 / 2) / 2)  # S0 left out
+
+
+def test_a_run_whose_phase_0_took_longer_than_its_seeds_other_arms_is_flagged(wf):
+    def work(s0, t0):
+        return {"S0_task_s": s0, "T0_s": t0}
+
+    per_seed = {  # seed 0 alike; seed 1: streaming's T0 twice as long, serial's S0 10 % off
+        "serial": [work(200, 60), work(220, 61)],
+        "streaming": [work(205, 62), work(200, 122)],
+        "continuous": [work(198, 59), work(200, 60)],
+    }
+    flags = wf.machine_speed_flags(per_seed)
+    assert flags == [{"run": "streaming-1", "work": "T0_s", "s": 122, "off": 1.0}]
+    assert wf.machine_speed_flags(per_seed, tolerance=0.05)[0]["run"] == "serial-1"
