@@ -16,7 +16,10 @@ Per seed, on the diffraction app (``diffraction-tof``, E1, the paper's three cla
   weights sharpened with ``weight_power`` γ = 4; ``al_paper_weights``: the same unsharpened
   (γ = 1, the paper's); ``topk``: ``uncertainty-topk`` (one sample next to each of the
   highest-weighted study points) and ``diverse``: ``uncertainty-diverse`` (uncertain and
-  spread out, ``diversity_power`` 1), both with ``al``'s options;
+  spread out, ``diversity_power`` 1), both with ``al``'s options; ``ensemble``: ``al``'s
+  policy fed by a deep ensemble of 3 diffraction-cnn (the ``ensemble`` model: epistemic
+  uncertainty, the members' disagreement; its test metrics are the members' mean, one
+  network's score, so it compares with the single-network baselines);
 * **uniform, phased** (control, ``uniform_phased``): the same workflow and schedule with the
   ``uniform`` policy, which separates what the policy's choice of samples buys from what
   phased, warm-started training buys;
@@ -97,21 +100,31 @@ MODES = ("quick", "full", "gpu")
 
 
 class Arm(NamedTuple):
-    """A policy arm: the policy's entry-point name and its options (study size aside)."""
+    """A policy arm: the policy's entry-point name and its options (study size aside), and
+    the model section when it is not the benchmark's ``diffraction-cnn``."""
 
     policy: str
     options: dict[str, Any] | None
+    model: dict[str, Any] | None = None
 
 
 #: ALBAND's ½·σ² + ½·entropy weights sharpened with γ = 4 (chosen in exploratory runs on
 #: seed 0, see README); every uncertainty arm takes these options.
 MIXTURE = {"entropy_weight": 0.5, "weight_power": 4.0}
+#: Members of the ``ensemble`` arm's deep ensemble (each trains as long as the other arms'
+#: one network: the arm costs this many trainings).
+ENSEMBLE_MEMBERS = 3
 ARMS = {
     "al": Arm("uncertainty-mixture", MIXTURE),
     "al_paper_weights": Arm("uncertainty-mixture", {**MIXTURE, "weight_power": 1.0}),
     "uniform_phased": Arm("uniform", None),
     "topk": Arm("uncertainty-topk", MIXTURE),
     "diverse": Arm("uncertainty-diverse", {**MIXTURE, "diversity_power": 1.0}),
+    "ensemble": Arm(
+        "uncertainty-mixture",
+        MIXTURE,
+        {"name": "ensemble", "options": {"base": "diffraction-cnn", "members": ENSEMBLE_MEMBERS}},
+    ),
 }
 #: Arms run without ``--arms``: the CPU modes' three (their cost stays what it was); the GPU
 #: mode only the reference (each arm more trains 3.4·10⁷ sample-epochs more per seed).
@@ -218,8 +231,10 @@ def al_config(
     }
     if "trainer_ranks" in sizes:
         cfg["site"] = {"trainer_ranks": sizes["trainer_ranks"]}
-    policy, options = ARMS[arm]
+    policy, options, model = ARMS[arm]
     cfg["policy"] = {"name": policy}
+    if model is not None:
+        cfg["model"] = model
     if options is not None:
         cfg["policy"]["options"] = {"study_size": sizes["study"], **options}
     return cfg
@@ -261,14 +276,21 @@ def baseline_per_class(multiple: float, n_al: int) -> int:
     return max(1, round(multiple * n_al / CLASSES))
 
 
-def planned_sample_epochs(sizes: dict[str, Any], n_arms: int, multiples: list[float]) -> int:
-    """Training sample-epochs of one seed: ``n_arms`` AL campaigns and the baselines."""
+def arm_trainings(arm: str) -> int:
+    """Networks an arm trains side by side (an ensemble's members; else 1)."""
+    model = ARMS[arm].model
+    return int(model["options"]["members"]) if model and model["name"] == "ensemble" else 1
+
+
+def planned_sample_epochs(sizes: dict[str, Any], arms: list[str], multiples: list[float]) -> int:
+    """Training sample-epochs of one seed: the AL campaign of each of ``arms`` (an ensemble's
+    counted once per member) and the baselines."""
     n_al = al_train_size(sizes)
     base = 0
     for mult in multiples:
         n = CLASSES * baseline_per_class(mult, n_al)
         base += n * baseline_epochs(n, sizes)
-    return n_arms * campaign_sample_epochs(sizes) + base
+    return sum(arm_trainings(a) for a in arms) * campaign_sample_epochs(sizes) + base
 
 
 def time_config(
@@ -608,7 +630,7 @@ def main() -> None:
         tag = "" if factor == 1 else f"-x{factor:g}"
         runs = run_size(sizes, tag, args.seeds, names, multiples, root)
         by_size[f"{factor:g}"] = {"scale": factor, **size_result(runs, sizes)}
-    planned = sum(planned_sample_epochs(scaled(base, f), len(names), multiples) for f in factors)
+    planned = sum(planned_sample_epochs(scaled(base, f), names, multiples) for f in factors)
     result = {
         "seeds": args.seeds,
         "mode": mode,
@@ -640,6 +662,7 @@ ARM_STYLES = {
     "uniform_phased": ("tab:blue", "s", "serial, uniform policy"),
     "topk": ("tab:green", "D", "serial AL, top-k uncertainty"),
     "diverse": ("tab:orange", "P", "serial AL, uncertainty + diversity"),
+    "ensemble": ("tab:brown", "X", "serial AL, Eqn (4), ensemble's epistemic uncertainty"),
 }
 
 

@@ -61,9 +61,9 @@ def test_gpu_mode_runs_the_papers_e1_on_one_trainer_rank(al):
     assert al.al_train_size(sizes) == 54000
     assert al.campaign_sample_epochs(sizes) == 13500 * 400 + 27000 * 300 + 40500 * 250 + 54000 * 200
     # one seed: the AL campaign and baselines of 54,000 (638 epochs), 108,000 and 216,000 (400)
-    planned = al.planned_sample_epochs(sizes, 1, [1, 2, 4])
+    planned = al.planned_sample_epochs(sizes, ["al"], [1, 2, 4])
     assert planned == 34_425_000 + 54000 * 638 + 108000 * 400 + 216000 * 400
-    assert al.planned_sample_epochs(sizes, 3, []) == 3 * 34_425_000
+    assert al.planned_sample_epochs(sizes, ["al"] * 3, []) == 3 * 34_425_000
     assert al.DEFAULT_ARMS["gpu"] == ("al",)
 
 
@@ -103,12 +103,13 @@ def test_a_larger_campaign_scales_its_sets_but_keeps_test_set_and_epochs(al):
 def test_every_arm_is_the_same_serial_campaign_with_its_policy(al):
     sizes = al.sizes_for("quick")
     ref = al.al_config(sizes, 1)
-    for arm, (policy, options) in al.ARMS.items():
+    for arm, (policy, options, model) in al.ARMS.items():
         cfg = al.al_config(sizes, 1, arm)
         parse_config(cfg, check_node=False)
         assert cfg["policy"]["name"] == policy
-        assert {k: v for k, v in cfg.items() if k != "policy"} == {
-            k: v for k, v in ref.items() if k != "policy"
+        assert cfg["model"] == (model or ref["model"])
+        assert {k: v for k, v in cfg.items() if k not in ("policy", "model")} == {
+            k: v for k, v in ref.items() if k not in ("policy", "model")
         }
         if options is None:
             assert "options" not in cfg["policy"]
@@ -121,6 +122,15 @@ def test_every_arm_is_the_same_serial_campaign_with_its_policy(al):
         "diversity_power": 1.0,
     }
     assert al.DEFAULT_ARMS["quick"] == ("al", "al_paper_weights", "uniform_phased")
+    ensemble = al.al_config(sizes, 1, "ensemble")  # al's policy, told the members' disagreement
+    assert ensemble["policy"] == al.al_config(sizes, 1)["policy"]
+    assert ensemble["model"]["options"] == {"base": "diffraction-cnn", "members": 3}
+
+
+def test_the_ensemble_arm_is_planned_as_members_trainings(al):
+    sizes = al.sizes_for("quick")
+    one = al.planned_sample_epochs(sizes, ["al"], [])
+    assert al.planned_sample_epochs(sizes, ["al", "ensemble"], []) == (1 + 3) * one
 
 
 def _runs(al, arm_acc, base_acc):
