@@ -434,7 +434,50 @@ def main() -> None:
     elif simulator == "diffraction-tof" and not args.accuracy:
         name = "workflows-tof"
     fig.savefig(_common.RESULTS / f"{name}.png", dpi=120)
+    plt.close(fig)
+    if args.accuracy:
+        plot_phases(result, _common.RESULTS / f"{name}-phases.png")
     _common.emit(name, result, args.json)
+
+
+COLOURS = {"serial": "tab:blue", "streaming": "tab:orange", "continuous": "tab:green"}
+PHASE_METRICS = {
+    "class_loss": "test class loss (cross-entropy)",
+    "accuracy": "test accuracy",
+    "mse": "test MSE (scaled parameters)",
+}
+
+
+def plot_phases(result: dict, path: Path) -> None:
+    """Test metrics after every training vs its training-set size (the paper's Figs. 9–10):
+    a line per workflow and seed; markers at each training."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (metric, label) in zip(axes, PHASE_METRICS.items(), strict=True):
+        for wf, seeds in result["accuracy_by_phase"].items():
+            for s, phases in enumerate(seeds):
+                xs = [p["n_train"] for p in phases if metric in p]
+                ys = [p[metric] for p in phases if metric in p]
+                ax.plot(
+                    xs,
+                    ys,
+                    "o-",
+                    color=COLOURS[wf],
+                    alpha=0.75,
+                    ms=4,
+                    lw=1,
+                    label=wf if s == 0 else None,
+                )
+        ax.set_xlabel("training patterns of the training")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[1].legend(title="workflow (a line per seed)", fontsize=8)
+    fig.suptitle(
+        f"Test metrics after each training, {result['seeds']} seeds, "
+        f"{result['test_patterns']} test patterns per seed (shared by the workflows)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def per_phase_info(run: Path) -> list[dict]:

@@ -104,3 +104,19 @@ def test_a_run_whose_phase_0_took_longer_than_its_seeds_other_arms_is_flagged(wf
     flags = wf.machine_speed_flags(per_seed)
     assert flags == [{"run": "streaming-1", "work": "T0_s", "s": 122, "off": 1.0}]
     assert wf.machine_speed_flags(per_seed, tolerance=0.05)[0]["run"] == "serial-1"
+
+
+def test_the_phase_figure_draws_every_training_of_every_workflow(wf, tmp_path):
+    def training(phase, n, acc):
+        return {"phase": phase, "n_train": n, "accuracy": acc, "class_loss": 1 - acc, "mse": 0.1}
+
+    phases = {
+        "serial": [[training("T0", 360, 0.78), training("T1", 720, 0.86)]],
+        "streaming": [[training("T0", 360, 0.78), training("T1", 479, 0.83)]],
+        "continuous": [
+            [training("T0", 360, 0.78), training("T1", 552, 0.85), training("T2", 720, 0.9)]
+        ],
+    }
+    path = tmp_path / "phases.png"
+    wf.plot_phases({"seeds": 1, "test_patterns": 1500, "accuracy_by_phase": phases}, path)
+    assert path.stat().st_size > 10_000
