@@ -96,14 +96,16 @@ def test_a_run_whose_phase_0_took_longer_than_its_seeds_other_arms_is_flagged(wf
     def work(s0, t0):
         return {"S0_task_s": s0, "T0_s": t0}
 
-    per_seed = {  # seed 0 alike; seed 1: streaming's T0 twice as long, serial's S0 10 % off
+    per_seed = {  # seed 0 alike; seed 1: streaming's sets twice as long
         "serial": [work(200, 60), work(220, 61)],
-        "streaming": [work(205, 62), work(200, 122)],
-        "continuous": [work(198, 59), work(200, 60)],
+        "streaming": [work(205, 62), work(400, 122)],
+        "continuous": [work(198, 79), work(200, 60)],  # T0 is not compared
     }
     flags = wf.machine_speed_flags(per_seed)
-    assert flags == [{"run": "streaming-1", "work": "T0_s", "s": 122, "off": 1.0}]
-    assert wf.machine_speed_flags(per_seed, tolerance=0.05)[0]["run"] == "serial-1"
+    assert flags == [{"run": "streaming-1", "work": "S0_task_s", "s": 400, "off": 0.818}]
+    tight = wf.machine_speed_flags(per_seed, tolerance=0.05)  # 200 is 9 % under 220
+    assert [f["run"] for f in tight] == ["streaming-1", "continuous-1"]
+    assert wf.machine_speed_flags(per_seed, min_seconds=300) == []  # start-up, not work
 
 
 def test_the_phase_figure_draws_every_training_of_every_workflow(wf, tmp_path):
