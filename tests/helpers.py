@@ -218,3 +218,58 @@ def _broken_workflow_class():
 
 
 BrokenWorkflow = _broken_workflow_class()
+
+
+def write_splits(store_path, sim, draws, key: str = "{split}") -> dict:
+    """A store at ``store_path`` holding ``draws`` (``{split: (classes, params)}``) simulated by
+    ``sim``, one batch per split (named ``key.format(split=...)``); the rows of each split."""
+    from streamal.data.label import BatchLabel
+    from streamal.data.store import SampleStore
+
+    rows = {}
+    with SampleStore(
+        store_path,
+        param_names=sim.space.param_names,
+        class_names=sim.space.class_names,
+        input_shape=sim.output_shape,
+    ) as store:
+        for split, (classes, params) in draws.items():
+            start = len(store)
+            store.append(
+                key=key.format(split=split),
+                classes=classes,
+                params=params,
+                inputs=sim.simulate(classes, params),
+                label=BatchLabel(0, split, "uniform"),
+            )
+            rows[split] = list(range(start, len(store)))
+    return rows
+
+
+def train_splits(store_path, sim, rows, out_dir, model: str, model_options, epochs: int, **spec):
+    """``model`` trained on one rank of core 0 as stage ``T0`` on the ``train``/``val``/``test``
+    rows of :func:`write_splits` into ``out_dir`` (batches of 32, learning rate 0.01 unless
+    ``spec`` says otherwise); ``out_dir``."""
+    from streamal.cluster.plan import RankPlacement
+    from streamal.train.ddp import train
+    from streamal.train.spec import TrainSpec
+
+    fields = {"batch_size": 32, "learning_rate": 1e-2, **spec}
+    train(
+        TrainSpec(
+            store=str(store_path),
+            train_rows=rows["train"],
+            val_rows=rows["val"],
+            test_rows=rows["test"],
+            model=model,
+            model_options=model_options,
+            space=sim.space.to_dict(),
+            input_shape=tuple(sim.output_shape),
+            out_dir=str(out_dir),
+            epochs=epochs,
+            ranks=(RankPlacement(0, (0,), None),),
+            stage="T0",
+            **fields,
+        )
+    )
+    return out_dir

@@ -154,54 +154,20 @@ def test_bad_options_are_one_error_naming_the_key(options, where) -> None:
 def test_a_trained_ensemble_tells_the_policy_where_its_members_disagree(tmp_path) -> None:
     """The trainer trains every member (one checkpoint), the AL task reads the ensemble's
     uncertainty on the study rows, and Eqn (4) draws a batch from it."""
-    from streamal.cluster.plan import RankPlacement
-    from streamal.data.label import BatchLabel
-    from streamal.data.store import SampleStore
     from streamal.policy.uncertainty import UncertaintyMixturePolicy
     from streamal.policy.uniform import UniformPolicy
     from streamal.train.checkpoint import load_checkpoint
-    from streamal.train.ddp import train
     from streamal.train.predict import predict_uncertainty
-    from streamal.train.spec import TrainSpec
-    from tests.helpers import PeaksSimulator
+    from tests.helpers import PeaksSimulator, train_splits, write_splits
 
     sim = PeaksSimulator()
     options = {"members": 3, "base_options": {"hidden": [16]}}
-    rows = {}
-    with SampleStore(
-        tmp_path / "store.h5",
-        param_names=sim.space.param_names,
-        class_names=sim.space.class_names,
-        input_shape=sim.output_shape,
-    ) as store:
-        for i, (split, n) in enumerate((("train", 40), ("val", 10), ("test", 10), ("study", 20))):
-            classes, params = UniformPolicy(sim.space).sample(n, np.random.default_rng(i))
-            start = len(store)
-            store.append(
-                key=f"p0/{split}/0",
-                classes=classes,
-                params=params,
-                inputs=sim.simulate(classes, params),
-                label=BatchLabel(0, split, "uniform"),
-            )
-            rows[split] = list(range(start, len(store)))
-    train(
-        TrainSpec(
-            store=str(tmp_path / "store.h5"),
-            train_rows=rows["train"],
-            val_rows=rows["val"],
-            test_rows=rows["test"],
-            model="ensemble",
-            model_options=options,
-            space=sim.space.to_dict(),
-            input_shape=sim.output_shape,
-            out_dir=str(tmp_path / "T0"),
-            epochs=3,
-            ranks=(RankPlacement(0, (0,), None),),
-            batch_size=16,
-            learning_rate=1e-2,
-            stage="T0",
-        )
+    uniform = UniformPolicy(sim.space)
+    splits = (("train", 40), ("val", 10), ("test", 10), ("study", 20))
+    draws = {s: uniform.sample(n, np.random.default_rng(i)) for i, (s, n) in enumerate(splits)}
+    rows = write_splits(tmp_path / "store.h5", sim, draws, key="p0/{split}/0")
+    train_splits(
+        tmp_path / "store.h5", sim, rows, tmp_path / "T0", "ensemble", options, 3, batch_size=16
     )
     state = load_checkpoint(str(tmp_path / "T0" / "best.pt"))["model"]
     assert {k.split(".")[1] for k in state if k.startswith("members.")} == {"0", "1", "2"}
@@ -218,8 +184,6 @@ def test_a_trained_ensemble_tells_the_policy_where_its_members_disagree(tmp_path
     n = len(rows["study"])
     assert all(v.shape == (n,) and (v >= 0).all() and v.max() > 0 for v in got.values())
     policy = UncertaintyMixturePolicy(sim.space, study_size=n // len(sim.space.classes))
-    with SampleStore(tmp_path / "store.h5", mode="r") as store:
-        study = store.select(split="study")
-        policy.fit(study.classes(), study.params(), got, model="ensemble")
+    policy.fit(*draws["study"], got, model="ensemble")
     classes, params = policy.sample_total(6, np.random.default_rng(0))
     sim.space.check(classes, params)  # inside the classes' boxes

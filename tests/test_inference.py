@@ -12,15 +12,10 @@ import pytest
 
 import streamal
 from streamal.cli import main
-from streamal.cluster.plan import RankPlacement
-from streamal.data.label import BatchLabel
-from streamal.data.store import SampleStore
 from streamal.inference import InputGrid, Measurement, PatternError, Predictor, place_on_grid
 from streamal.inference.grid import rebin
 from streamal.train.checkpoint import MODEL_FILE, load_checkpoint, save_checkpoint
-from streamal.train.ddp import train
-from streamal.train.spec import TrainSpec
-from tests.helpers import PeaksSimulator
+from tests.helpers import PeaksSimulator, train_splits, write_splits
 
 X = np.linspace(0.0, 1.0, 64)
 AXIS = {
@@ -49,43 +44,21 @@ def run_dir(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("inference") / "run"
     sim = PeaksSimulator()
     rng = np.random.default_rng(0)
-    with SampleStore(
+    draws = {split: _rows(sim, rng, n) for split, n in (("train", 160), ("val", 40), ("test", 40))}
+    rows = write_splits(run / "store.h5", sim, draws)
+    train_splits(
         run / "store.h5",
-        param_names=sim.space.param_names,
-        class_names=sim.space.class_names,
-        input_shape=(64,),
-    ) as store:
-        for split, n in (("train", 160), ("val", 40), ("test", 40)):
-            classes, params = _rows(sim, rng, n)
-            store.append(
-                key=split,
-                classes=classes,
-                params=params,
-                inputs=sim.simulate(classes, params),
-                label=BatchLabel(0, split, "uniform"),
-            )
-    train(
-        TrainSpec(
-            store=str(run / "store.h5"),
-            train_rows=list(range(160)),
-            val_rows=list(range(160, 200)),
-            test_rows=list(range(200, 240)),
-            model="generic-mlp",
-            model_options={"hidden": [32]},
-            space=sim.space.to_dict(),
-            input_shape=(64,),
-            out_dir=str(run / "checkpoints" / "T0"),
-            epochs=6,
-            ranks=(RankPlacement(0, (0,), None),),
-            batch_size=32,
-            learning_rate=1e-2,
-            stage="T0",
-            metadata={
-                "run": {"name": "peaks", "fingerprint": "x"},
-                "simulator": {"name": "tests.helpers:PeaksSimulator", "options": {}},
-                "input_axis": AXIS,
-            },
-        )
+        sim,
+        rows,
+        run / "checkpoints" / "T0",
+        "generic-mlp",
+        {"hidden": [32]},
+        6,
+        metadata={
+            "run": {"name": "peaks", "fingerprint": "x"},
+            "simulator": {"name": "tests.helpers:PeaksSimulator", "options": {}},
+            "input_axis": AXIS,
+        },
     )
     return run
 

@@ -325,11 +325,9 @@ def _peaks():
 def al_campaign(tmp_path_factory) -> Path:
     """A finished active-learning campaign over the peaks space: config, store with a study
     set, and a trained generic-mlp (``checkpoints/T0``)."""
-    from streamal.cluster.plan import RankPlacement
-    from streamal.train.ddp import train
-    from streamal.train.spec import TrainSpec
-
     sim = _peaks()
+    from tests.helpers import train_splits, write_splits
+
     run = tmp_path_factory.mktemp("al") / "run"
     run.mkdir()
     config = {
@@ -342,41 +340,12 @@ def al_campaign(tmp_path_factory) -> Path:
         "workflow": {"name": "serial", "phases": [{"samples": 40, "epochs": 4}]},
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    rows = {}
-    with SampleStore(
-        run / "store.h5",
-        param_names=sim.space.param_names,
-        class_names=sim.space.class_names,
-        input_shape=(64,),
-    ) as store:
-        for i, (split, n) in enumerate((("train", 40), ("val", 10), ("test", 10), ("study", 20))):
-            classes, params = UniformPolicy(sim.space).sample(n, np.random.default_rng(i))
-            start = len(store)
-            store.append(
-                key=f"p0/{split}/0",
-                classes=classes,
-                params=params,
-                inputs=sim.simulate(classes, params),
-                label=BatchLabel(0, split, "uniform"),
-            )
-            rows[split] = list(range(start, len(store)))
-    train(
-        TrainSpec(
-            store=str(run / "store.h5"),
-            train_rows=rows["train"],
-            val_rows=rows["val"],
-            test_rows=rows["test"],
-            model="generic-mlp",
-            model_options={"hidden": [32]},
-            space=sim.space.to_dict(),
-            input_shape=(64,),
-            out_dir=str(run / "checkpoints" / "T0"),
-            epochs=4,
-            ranks=(RankPlacement(0, (0,), None),),
-            batch_size=32,
-            learning_rate=1e-2,
-            stage="T0",
-        )
+    uniform = UniformPolicy(sim.space)
+    splits = (("train", 40), ("val", 10), ("test", 10), ("study", 20))
+    draws = {s: uniform.sample(n, np.random.default_rng(i)) for i, (s, n) in enumerate(splits)}
+    rows = write_splits(run / "store.h5", sim, draws, key="p0/{split}/0")
+    train_splits(
+        run / "store.h5", sim, rows, run / "checkpoints" / "T0", "generic-mlp", {"hidden": [32]}, 4
     )
     return run
 
