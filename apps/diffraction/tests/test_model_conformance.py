@@ -42,6 +42,15 @@ def test_check_model_paper_classes(profiles: np.ndarray) -> None:
     check_model(DiffractionCnn, parameter_space("e1"), profiles.shape[1:], inputs=profiles)
 
 
+def test_an_ensemble_of_diffraction_cnn_passes_the_check(profiles: np.ndarray) -> None:
+    from streamal.train.ensemble import Ensemble
+
+    options = {"base": "diffraction-cnn", "members": 2}
+    check_model(
+        Ensemble, parameter_space("e1"), profiles.shape[1:], options=options, inputs=profiles
+    )
+
+
 def test_check_model_all_seven_classes() -> None:
     check_model(DiffractionCnn, parameter_space("e2", classes=ALL_CLASSES), (512,))
 
