@@ -19,6 +19,19 @@ def probe(seconds: float = 0.0) -> dict:
     }
 
 
+def probe_together(mine: str, other: str, limit: float = 60.0) -> dict:
+    """:func:`probe` that runs until it has seen ``other``'s marker file, having written
+    ``mine`` first: two of them overlap whenever their pools run them side by side, however
+    late either pool's worker starts (after ``limit`` s alone it gives up)."""
+    start = time.time()
+    with open(mine, "w"):
+        pass
+    while not os.path.exists(other) and time.time() - start < limit:
+        time.sleep(0.05)
+    time.sleep(0.1)
+    return {**probe(), "start": start}
+
+
 def noop() -> None:
     return None
 

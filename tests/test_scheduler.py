@@ -21,9 +21,13 @@ REQUIRED = (
 
 
 def test_sim_and_train_tasks_overlap_on_their_planned_cores(run_scheduler, local_plan, tmp_path):
-    async def both(s):
-        sim = s.start("sim", helpers.probe, 1.5, stage="S0", name="sim-probe")
-        train = s.start("train", helpers.probe, 1.5, stage="T0", name="train-probe")
+    marks = str(tmp_path / "sim.mark"), str(tmp_path / "train.mark")
+
+    async def both(s):  # each probe runs until it has seen the other's mark
+        sim = s.start("sim", helpers.probe_together, *marks, stage="S0", name="sim-probe")
+        train = s.start(
+            "train", helpers.probe_together, *marks[::-1], stage="T0", name="train-probe"
+        )
         return await sim, await train
 
     (sim, train), _ = run_scheduler(both)
