@@ -48,7 +48,10 @@ per seed the AL campaign trains 3.4·10⁷ sample-epochs and the 1×/2×/4× bas
 (the JSON's ``planned_train_sample_epochs``), 6.0·10⁸ for 3 seeds: under an hour needs the
 trainer to sustain ≈ 165 k samples/s (the paper's T3, 54,000 × 200 in 124 s on four A100s,
 is ≈ 87 k/s); at 100 k/s it takes ≈ 1.7 h. ``--smoke`` shrinks any mode's sets ~150× and its
-epochs ~100× (a check that every config runs; its numbers mean nothing).
+epochs ~100× (a check that every config runs; its numbers mean nothing). Results go to
+``bench/results/al_efficiency[-full|-gpu][-<arms>][-smoke].{json,png}``, the arms named
+when they are not the mode's default (``--arms al,topk,diverse``: ``al_efficiency-al-topk-
+diverse``), so a policy comparison and the default run keep their own files.
 
 ``--sizes F1,F2,...``: the campaign at each scale factor (uniform set, AL batches, validation
 and study sets scaled; the test set per class and the epochs the same); per size under
@@ -607,9 +610,12 @@ def _numbers(p: argparse.ArgumentParser, option: str, text: str) -> list[float]:
     return values
 
 
-def result_name(mode: str, smoke: bool) -> str:
-    """``bench/results/`` name of a mode's JSON and figure (``al_efficiency`` for --quick)."""
+def result_name(mode: str, smoke: bool, arms: list[str] | None = None) -> str:
+    """``bench/results/`` name of a mode's JSON and figure (``al_efficiency`` for --quick);
+    arms other than the mode's default name themselves (``al_efficiency-al-topk``)."""
     suffix = {"quick": "", "full": "-full", "gpu": "-gpu"}[mode]
+    if arms is not None and tuple(arms) != DEFAULT_ARMS[mode]:
+        suffix += "-" + "-".join(arms)
     return f"al_efficiency{suffix}" + ("-smoke" if smoke else "")
 
 
@@ -647,7 +653,7 @@ def main() -> None:
         timed = run_time_arms(scaled(base, factors[0]), args.seeds, args.pace, root)
         result |= {**time_result(timed, args.target_accuracy), "pace_s": args.pace}
     result["run_dirs"] = str(root)
-    name = result_name(mode, args.smoke)
+    name = result_name(mode, args.smoke, names)
     _plot(result, name)
     if len(by_size) > 1:
         _plot_trend(result, f"{name}_trend")

@@ -258,3 +258,6 @@ def test_each_mode_writes_its_own_results(al):
     names = {al.result_name(m, s) for m in al.MODES for s in (False, True)}
     assert al.result_name("quick", False) == "al_efficiency"  # the README's figure
     assert al.result_name("gpu", True) == "al_efficiency-gpu-smoke" and len(names) == 6
+    assert al.result_name("quick", False, list(al.DEFAULT_ARMS["quick"])) == "al_efficiency"
+    assert al.result_name("quick", False, ["al", "topk"]) == "al_efficiency-al-topk"
+    assert al.result_name("gpu", False, ["al"]) == "al_efficiency-gpu"
