@@ -257,15 +257,16 @@ def machine_speed_flags(
     flags = []
     seeds = len(next(iter(work.values())))
     for seed in range(seeds):
-        for key in ("S0_task_s",):
-            values = {w: work[w][seed][key] for w in work}
-            med = statistics.median(values.values())
-            if med < min_seconds:
-                continue
-            for w, v in values.items():
-                off = v / med - 1 if med > 0 else 0.0
-                if abs(off) > tolerance:
-                    flags.append({"run": f"{w}-{seed}", "work": key, "s": v, "off": round(off, 3)})
+        values = {w: work[w][seed]["S0_task_s"] for w in work}
+        med = statistics.median(values.values())
+        if med < min_seconds:
+            continue
+        for w, v in values.items():
+            off = v / med - 1 if med > 0 else 0.0
+            if abs(off) > tolerance:
+                flags.append(
+                    {"run": f"{w}-{seed}", "work": "S0_task_s", "s": v, "off": round(off, 3)}
+                )
     return flags
 
 
@@ -381,6 +382,7 @@ def main() -> None:
                 splits.append([m.get("split_fraction") for m in per_phase_info(run)])
         digests.append(sorted(seed_digests))
     med = {w: statistics.median(per[w]["makespan"]) for w in WORKFLOWS}
+    phase0 = {w: per[w]["phase0"] for w in WORKFLOWS}
     ratio = {
         (a, b): [x / y for x, y in zip(per[a]["makespan"], per[b]["makespan"], strict=True)]
         for a, b in (("streaming", "serial"), ("continuous", "serial"), ("continuous", "streaming"))
@@ -410,8 +412,8 @@ def main() -> None:
         "makespan_s": {w: [round(x, 2) for x in per[w]["makespan"]] for w in WORKFLOWS},
         "makespan_spread_s": {w: _spread(per[w]["makespan"]) for w in WORKFLOWS},
         "accuracy_by_phase": {w: per[w]["phases"] for w in WORKFLOWS},
-        "phase0_work": {w: per[w]["phase0"] for w in WORKFLOWS},
-        "machine_speed_flags": machine_speed_flags({w: per[w]["phase0"] for w in WORKFLOWS}),
+        "phase0_work": phase0,
+        "machine_speed_flags": machine_speed_flags(phase0),
         "s_over_t_serial": balance,
         "split_fractions": splits,
         "test_set_digest_per_seed": digests,
