@@ -591,6 +591,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target-accuracy", type=float, help="default: 0.95 x serial AL's median")
     p.add_argument("--pace", type=float, default=0.0, help="s per pattern of the timed runs")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--results-dir", help="write the JSON and PNGs here instead of bench/results")
     p.add_argument(
         "--keep",
         help="keep run directories under this folder; finished runs of the same config found "
@@ -629,6 +630,8 @@ def main() -> None:
     multiples = _numbers(p, "--multiples", args.multiples)
     factors = _numbers(p, "--sizes", args.sizes)
     base = sizes_for(mode, args.smoke)
+    if args.results_dir:
+        _common.RESULTS = Path(args.results_dir)
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-al-"))
     by_size = {}
     for factor in factors:

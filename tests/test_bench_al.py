@@ -1,13 +1,17 @@
 """The AL-efficiency benchmark's arithmetic and configs: matching sizes, baseline training
-budgets, the modes' sizes, ratios per seed, time to accuracy (no campaign is run)."""
+budgets, the modes' sizes, ratios per seed, time to accuracy; a slow test runs the GPU mode
+shrunk on CPU."""
 
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 
 from streamal.config import parse_config
 from streamal.runtime.timeline import TaskRecord
-from tests.bench_modules import bench_module
+from tests.bench_modules import BENCH, bench_module
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +265,41 @@ def test_each_mode_writes_its_own_results(al):
     assert al.result_name("quick", False, list(al.DEFAULT_ARMS["quick"])) == "al_efficiency"
     assert al.result_name("quick", False, ["al", "topk"]) == "al_efficiency-al-topk"
     assert al.result_name("gpu", False, ["al"]) == "al_efficiency-gpu"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_gpu_mode_at_smoke_size_runs_every_arm_size_and_timed_workflow(tmp_path):
+    """The ``--gpu`` configs run end to end on CPU, shrunk: two campaign sizes, two baseline
+    multiples, the time-to-accuracy runs; the JSON keeps its keys per policy and per size."""
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "al_efficiency.py"), "--gpu", "--smoke", "--seeds", "1"]
+        + ["--sizes", "1,0.5", "--multiples", "1,2", "--time-to-accuracy", "--json"]
+        + ["--keep", str(tmp_path / "runs"), "--results-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=880,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    name = "al_efficiency-gpu-smoke"
+    assert json.loads((tmp_path / f"{name}.json").read_text())["mode"] == "gpu"
+    for png in (name, f"{name}_trend", "al_time_to_accuracy-gpu-smoke"):
+        assert (tmp_path / f"{png}.png").stat().st_size > 0, png
+    assert out["sizes"]["trainer_ranks"] == 1 and out["sizes"]["epochs"] == [4, 3, 2, 2]
+    assert out["al_samples"] == 90 + 3 * 90  # 30 per class, then three batches of 90
+    for key in ("al_samples", "baseline_samples_to_match", "ratio", "ratio_by_policy"):
+        assert key in out, key
+    assert set(out["ratio_by_policy"]) == {"al"}
+    assert set(out["by_size"]) == {"1", "0.5"}
+    half = out["by_size"]["0.5"]["al_samples"]
+    assert list(out["ratio_by_size"]) == [str(out["al_samples"]), str(half)]
+    for metric in ("accuracy", "class_loss", "mse"):
+        entry = out["by_size"]["0.5"]["metrics"][metric]
+        assert len(entry["al"]["per_seed"]) == 1 and len(entry["baseline"]) == 2
+    assert set(out["time_to_accuracy"]) == {"baseline", "serial", "streaming", "continuous"}
+    for arm, finals in out["time_arms_final_accuracy"].items():
+        assert len(finals) == 1 and 0.0 <= finals[0] <= 1.0, arm
+        assert out["time_arms_makespan_s"][arm][0] > 0, arm
+    runs = {p.name for p in (tmp_path / "runs").iterdir() if p.is_dir()}
+    assert {"al-0", "al-x0.5-0", "base-x0.5-0-60", "time-continuous-0"} <= runs
