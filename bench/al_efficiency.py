@@ -100,6 +100,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 CLASSES = 3
 METRICS = {"accuracy": "higher", "class_loss": "lower", "mse": "lower"}
 MODES = ("quick", "full", "gpu")
+METRIC_LABELS = {"accuracy": "accuracy", "class_loss": "classification loss", "mse": "MSE (Eqn 7)"}
 
 
 class Arm(NamedTuple):
@@ -699,8 +700,9 @@ def _plot(result: dict[str, Any], name: str) -> None:
                 ax.plot([n], [entry[arm]["median"]], marker, color=color, ms=size, label=label)
         ax.set_xscale("log")
         ax.set_xlabel("training samples")
-        ax.set_ylabel(f"test {m}")
-        ax.set_title(f"test {m}: AL matches {ratio_text(entry['al'])}× samples", fontsize=10)
+        ax.set_ylabel(f"test {METRIC_LABELS[m]}")
+        title = f"test {METRIC_LABELS[m]}: AL matches {ratio_text(entry['al'])}× samples"
+        ax.set_title(title, fontsize=10)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"AL data efficiency, {result['seeds']} seeds (band: AL seed range)")
     _save(fig, name)
@@ -733,7 +735,7 @@ def _plot_trend(result: dict[str, Any], name: str) -> None:
         ax.minorticks_off()
         ax.set_xlabel("AL training samples (final phase)")
         ax.set_ylabel("baseline samples to match / AL samples (×)")
-        ax.set_title(f"test {m}", fontsize=10)
+        ax.set_title(f"test {METRIC_LABELS[m]}", fontsize=10)
     axes[0].legend(fontsize=7)
     fig.suptitle(
         f"AL data efficiency vs campaign size, {result['seeds']} seeds "
