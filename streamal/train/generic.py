@@ -208,11 +208,11 @@ class GenericMlp(ModelPlugin):
         logits, mean, var = self._split(output)
         nll, sq, _ = self._nll(mean, var, classes, targets)
         total = nll.mean()
-        parts = {"nll": total.item(), "mse": sq.mean().item()}
+        parts = {"nll": total.detach(), "mse": sq.mean().detach()}
         if logits is not None:
             ce = F.cross_entropy(logits, classes)
             total = total + ce
-            parts["class_loss"] = ce.item()
+            parts["class_loss"] = ce.detach()
         return total, parts
 
     def metrics(self, output: Any, classes: Any, targets: Any) -> dict[str, float]:

@@ -147,7 +147,8 @@ class ModelPlugin(ABC):
 
         Returns:
             ``(loss, parts)``: a scalar tensor with a gradient (the mean over the batch) and
-            its parts as Python floats ``{part: value}``, averaged over an epoch's batches
+            its parts ``{part: value}``, Python floats or detached scalar tensors (these
+            spare the step a wait for the GPU), averaged over an epoch's batches
             into the history as ``train_<part>``.
         """
 

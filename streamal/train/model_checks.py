@@ -108,7 +108,12 @@ def check_model(
     )
     assert torch.isfinite(loss), f"{label}: loss is {float(loss.detach())}, not finite"
     assert loss.requires_grad, f"{label}: loss has no gradient (computed outside the graph?)"
-    _check_floats("loss parts", parts, label)
+    assert isinstance(parts, dict), f"{label}: loss parts must be a dict, got {type(parts)}"
+    scalars = {k: v.item() if _scalar_tensor(v) else v for k, v in parts.items()}
+    _check_floats("loss parts", scalars, label)
+    assert not any(isinstance(v, torch.Tensor) and v.requires_grad for v in parts.values()), (
+        f"{label}: loss parts must be detached (a part with a gradient keeps every step's graph)"
+    )
     net.zero_grad(set_to_none=True)
     loss.backward()
     for pname, param in net.named_parameters():
@@ -182,6 +187,12 @@ def _check_rows(what: str, a: Any, n: int, label: str) -> None:
         f"{label}: {what} must return one row per sample, ({n}, ...), got {a.shape}"
     )
     assert np.isfinite(a).all(), f"{label}: {what} returned NaN or inf"
+
+
+def _scalar_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor) and value.dim() == 0
 
 
 def _check_floats(what: str, values: Any, label: str) -> None:

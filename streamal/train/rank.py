@@ -53,6 +53,8 @@ from streamal.train.rank_setup import (
 from streamal.train.spec import TrainSpec
 
 if TYPE_CHECKING:  # numpy and torch are imported only once this rank is pinned
+    from collections.abc import Iterator
+
     import numpy as np
 
 
@@ -63,6 +65,36 @@ def _read_rows(spec: TrainSpec, rows: list[int], plugin) -> tuple[np.ndarray, ..
 
     x, c, p = read_samples(spec.store, sorted(rows))
     return plugin.encode_inputs(x), c, plugin.encode_targets(c, p)
+
+
+#: The training split stays on the GPU when it takes at most this fraction of the free memory.
+RESIDENT_FRACTION = 0.25
+
+
+def _resident_columns(columns: tuple[Any, ...], device: Any) -> tuple[Any, ...]:
+    """The training split's tensors where batches are cut from: on the GPU when the split
+    fits comfortably (one index per batch, no host copy per step), else in pinned host memory
+    (each batch copied without blocking); on a CPU rank, as they are."""
+    import torch
+
+    if device.type != "cuda":
+        return columns
+    size = sum(t.numel() * t.element_size() for t in columns)
+    free, _ = torch.cuda.mem_get_info(device)
+    if size <= RESIDENT_FRACTION * free:
+        return tuple(t.to(device) for t in columns)
+    return tuple(t.pin_memory() for t in columns)
+
+
+def _batches(columns: tuple[Any, ...], sampler: Any, batch: int, device: Any) -> Iterator[Any]:
+    """One epoch's mini-batches in the sampler's order (as a ``DataLoader`` over ``sampler``
+    would cut them, the last one short), on ``device``."""
+    import torch
+
+    order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
+    for s in range(0, len(order), batch):
+        idx = order[s : s + batch].to(columns[0].device)
+        yield tuple(t[idx].to(device, non_blocking=True) for t in columns)
 
 
 def _evaluate(model, plugin, data, device, batch: int) -> tuple[Any, Any, Any]:  # noqa: ANN001
@@ -233,7 +265,7 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
-    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+    from torch.utils.data import DistributedSampler, TensorDataset
 
     from streamal import plugins
     from streamal.data.space import ParameterSpace
@@ -299,8 +331,9 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
         dataset, num_replicas=world, rank=rank, shuffle=True, seed=spec.seed
     )
     per_rank_batch = max(1, spec.batch_size // world)
-    loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=sampler)
+    columns = _resident_columns(dataset.tensors, device)
     report["train_samples_seen_per_epoch"] = len(sampler)
+    report["train_split_on"] = str(columns[0].device)
 
     best_state: dict[str, Any] | None = None  # improved since best.pt was written
     last_saved, saved_epoch = time.time(), start_epoch - 1
@@ -312,20 +345,21 @@ def run_rank(spec: TrainSpec, rank: int | None = None, *, launch: str = "") -> d
             break
         t0 = time.time()
         sampler.set_epoch(epoch)
-        parts_sum: dict[str, float] = {}
+        parts_sum: dict[str, Any] = {}  # floats, or tensors on the device (no sync per step)
         n_batches = 0
-        loss_sum = 0.0
-        for x, c, y in loader:
-            x, c, y = x.to(device), c.to(device), y.to(device)
+        loss_sum: Any = 0.0
+        for x, c, y in _batches(columns, sampler, per_rank_batch, device):
             loss, parts = plugin.loss(ddp(x), c, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(ddp.parameters(), spec.grad_clip)
             optimizer.step()
             n_batches += 1
-            loss_sum += float(loss.detach())
+            loss_sum = loss_sum + loss.detach()
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
+        loss_sum = float(loss_sum)
+        parts_sum = {k: float(v) for k, v in parts_sum.items()}
         train_time = time.time() - t0
         metrics = _gather_metrics(model, plugin, val, device, per_rank_batch * 4, rank, world)
         if rank == 0:

@@ -203,7 +203,8 @@ class DiffractionCnn(ModelPlugin):
             nll = (sq_each * (-log_var).exp() + log_var).sum(dim=1).mean()
         else:
             nll = (sq * (-log_var).exp() + log_var).mean()
-        return ce + nll, {"class_loss": ce.item(), "nll": nll.item(), "mse": sq.mean().item()}
+        parts = {"class_loss": ce, "nll": nll, "mse": sq.mean()}
+        return ce + nll, {k: v.detach() for k, v in parts.items()}
 
     def metrics(self, output, classes, targets) -> dict[str, float]:
         import torch.nn.functional as F

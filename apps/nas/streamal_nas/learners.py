@@ -48,7 +48,7 @@ class DigitsLearner:
         import torch.nn.functional as F
 
         ce = F.cross_entropy(output, classes)
-        return ce, {"class_loss": ce.item()}
+        return ce, {"class_loss": ce.detach()}
 
     def metrics(self, output: Any, classes: Any, targets: Any) -> dict[str, float]:
         """``accuracy`` (fraction) and ``class_loss`` of a split."""
