@@ -43,12 +43,15 @@ Table II: 4,500 uniform per class (13,500), AL batches of 13,500, epochs 400/300
 2,250 validation and 2,250 test per class, a 4,500-per-class study set, chunks of 256, one
 trainer rank (its GPU when the node has one), 512 samples per step as
 ``configs/diffraction-e1.yaml``; arm ``al`` only; needs a CUDA build of torch: install
-without ``constraints.txt``, see README). ``--gpu`` cost, an estimate, not measured:
-per seed the AL campaign trains 3.4·10⁷ sample-epochs and the 1×/2×/4× baselines 1.6·10⁸
-(the JSON's ``planned_train_sample_epochs``), 6.0·10⁸ for 3 seeds: under an hour needs the
-trainer to sustain ≈ 165 k samples/s (the paper's T3, 54,000 × 200 in 124 s on four A100s,
-is ≈ 87 k/s); at 100 k/s it takes ≈ 1.7 h. ``--smoke`` shrinks any mode's sets ~150× and its
-epochs ~100× (a check that every config runs; its numbers mean nothing). Results go to
+without ``constraints.txt``, see README). ``--gpu`` cost: per seed the AL campaign trains
+3.4·10⁷ sample-epochs and the 1×/2×/4× baselines 1.6·10⁸ (the JSON's
+``planned_train_sample_epochs``), 6.0·10⁸ for 3 seeds: under an hour needs the trainer to
+sustain ≈ 165 k samples/s (the paper's T3, 54,000 × 200 in 124 s on four A100s, is ≈ 87 k/s).
+Measured on one H200 (``--gpu --sizes 0.05``, 2,700 AL samples): 136 k samples/s on the
+10,800-sample baseline's epochs and ≈ 15 s of start-up per training task (process, CUDA and
+NCCL), 305 s per seed, of it 98 s in epochs: the full mode projects to ≈ 80 min for 3 seeds.
+``--smoke`` shrinks any mode's sets ~150× and its epochs ~100× (a check that every config
+runs; its numbers mean nothing). Results go to
 ``bench/results/al_efficiency[-full|-gpu][-<arms>][-smoke].{json,png}``, the arms named
 when they are not the mode's default (``--arms al,topk,diverse``: ``al_efficiency-al-topk-
 diverse``), so a policy comparison and the default run keep their own files.
