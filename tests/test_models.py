@@ -182,6 +182,22 @@ class _DetachedLoss(GenericMlp):
         return total.detach(), parts
 
 
+class _PartWithGradient(GenericMlp):
+    name = "part-with-gradient"
+
+    def loss(self, output, classes, targets):
+        total, parts = super().loss(output, classes, targets)
+        return total, {**parts, "total": total}
+
+
+class _VectorPart(GenericMlp):
+    name = "vector-part"
+
+    def loss(self, output, classes, targets):
+        total, parts = super().loss(output, classes, targets)
+        return total, {**parts, "per_sample": output.detach().sum(dim=1)}
+
+
 class _TensorMetric(GenericMlp):
     name = "tensor-metric"
 
@@ -241,6 +257,8 @@ class _RandomRebuild(GenericMlp):
         (_WrongShape, r"has shape \(8, 1\), not \(8,\)"),
         (_NanLoss, r"loss is nan, not finite"),
         (_DetachedLoss, r"loss has no gradient"),
+        (_PartWithGradient, r"loss parts must be detached"),
+        (_VectorPart, r"loss parts\['per_sample'\] must be a Python float, got Tensor"),
         (_TensorMetric, r"metrics\['mse'\] must be a Python float, got Tensor"),
         (_Float64Inputs, r"encode_inputs returned dtype float64"),
         (_BatchStatistics, r"encode_inputs of a row depends on the other rows"),

@@ -130,6 +130,30 @@ def test_a_failing_rank_is_reported_with_its_error(tmp_path):
         train(bad)
 
 
+@pytest.mark.parametrize(("n", "batch", "world"), [(160, 64, 1), (161, 32, 2), (5, 8, 1)])
+def test_batches_are_those_a_dataloader_over_the_sampler_cuts(n, batch, world):
+    import torch
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    from streamal.train.rank import _batches, _resident_columns
+
+    columns = (torch.randn(n, 3), torch.arange(n), torch.randn(n, 2))
+    for rank in range(world):
+        sampler = DistributedSampler(
+            TensorDataset(*columns), num_replicas=world, rank=rank, shuffle=True, seed=3
+        )
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            loader = DataLoader(TensorDataset(*columns), batch_size=batch, sampler=sampler)
+            expected = list(loader)
+            cpu = torch.device("cpu")
+            got = list(_batches(_resident_columns(columns, cpu), sampler, batch, cpu))
+            assert len(got) == len(expected)
+            for mine, theirs in zip(got, expected, strict=True):
+                for a, b in zip(mine, theirs, strict=True):
+                    assert torch.equal(a, b)
+
+
 def test_scheduled_epochs_interpolate_the_phase_schedule():
     sizes, epochs = [9, 18, 27], [200, 150, 100]
     assert [scheduled_epochs(n, sizes, epochs) for n in (9, 18, 27)] == [200, 150, 100]
