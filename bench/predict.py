@@ -536,7 +536,7 @@ def main() -> None:
     size.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
     p.add_argument("--json", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the JSON and PNG here instead of bench/results")
+    p.add_argument("--results-dir", help="write the JSON and PNG here instead of bench/results")
     p.add_argument("--model", help="use this trained run (or checkpoint) instead of training")
     p.add_argument("--keep", help="keep the training's run directory under this folder")
     p.add_argument(
@@ -555,8 +555,8 @@ def main() -> None:
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     sizes = SIZES[mode]
     sizes = replace(sizes, model={**sizes.model, "variance": args.variance})
-    if args.out:
-        _common.RESULTS = Path(args.out)
+    if args.results_dir:
+        _common.RESULTS = Path(args.results_dir)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         t0 = time.perf_counter()
         trained: dict[str, Any] = {}

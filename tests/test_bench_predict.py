@@ -72,7 +72,14 @@ def test_errors_count_each_class_s_free_parameters(bench):
 @pytest.mark.timeout(600)
 def test_smoke_run_reports_every_measurement(tmp_path):
     res = subprocess.run(
-        [sys.executable, str(BENCH / "predict.py"), "--smoke", "--json", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            str(BENCH / "predict.py"),
+            "--smoke",
+            "--json",
+            "--results-dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=590,
