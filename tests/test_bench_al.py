@@ -268,7 +268,7 @@ def test_each_mode_writes_its_own_results(al):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_gpu_mode_at_smoke_size_runs_every_arm_size_and_timed_workflow(tmp_path):
     """The ``--gpu`` configs run end to end on CPU, shrunk: two campaign sizes, two baseline
     multiples, the time-to-accuracy runs; the JSON keeps its keys per policy and per size."""
@@ -278,7 +278,7 @@ def test_gpu_mode_at_smoke_size_runs_every_arm_size_and_timed_workflow(tmp_path)
         + ["--keep", str(tmp_path / "runs"), "--results-dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=880,
+        timeout=1480,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
