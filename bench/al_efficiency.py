@@ -728,10 +728,11 @@ def _plot_trend(result: dict[str, Any], name: str) -> None:
     sizes = list(result["by_size"].values())
     xs = [s["al_samples"] for s in sizes]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    arms = [a for a in ARM_STYLES if a in sizes[0]["metrics"]["accuracy"]]
     for ax, m in zip(axes, METRICS, strict=True):
-        for arm in ARM_STYLES:
-            if arm in sizes[0]["metrics"][m]:
-                _trend_arm(ax, arm, xs, [s["metrics"][m][arm] for s in sizes])
+        for k, arm in enumerate(arms):
+            shift = SEED_SHIFT ** (k - (len(arms) - 1) / 2)  # each arm's seeds beside the others'
+            _trend_arm(ax, arm, xs, [s["metrics"][m][arm] for s in sizes], shift)
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_xticks(xs, [f"{x:,}" for x in xs])
@@ -747,8 +748,15 @@ def _plot_trend(result: dict[str, Any], name: str) -> None:
     _save(fig, name)
 
 
-def _trend_arm(ax: Any, arm: str, xs: list[int], entries: list[dict[str, Any]]) -> None:
-    """One arm's median ratio per size (a line) and its seeds' ratios (small points)."""
+#: Factor between neighbouring arms' seed points on the log size axis of the trend figure.
+SEED_SHIFT = 1.04
+
+
+def _trend_arm(
+    ax: Any, arm: str, xs: list[int], entries: list[dict[str, Any]], shift: float = 1.0
+) -> None:
+    """One arm's median ratio per size (a line) and its seeds' ratios (small points, at
+    ``shift`` times the size, so that arms' seeds stay apart)."""
     color, _, label = ARM_STYLES[arm]
     med = [_ratio_point(ratio_text(e)) for e in entries]
     ax.plot(xs, [v for v, _ in med], "-", color=color, label=label)
@@ -758,7 +766,7 @@ def _trend_arm(ax: Any, arm: str, xs: list[int], entries: list[dict[str, Any]]) 
         for text in entry["per_seed_ratio_text"]:
             sv, skind = _ratio_point(text)
             marker = "." if skind == "=" else BOUND_MARKERS[skind]
-            ax.plot([x], [sv], marker, color=color, ms=4, alpha=0.5, mfc="none")
+            ax.plot([x * shift], [sv], marker, color=color, ms=5, alpha=0.8, mfc="none")
 
 
 TIME_STYLES = {
