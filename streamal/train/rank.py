@@ -73,8 +73,8 @@ RESIDENT_FRACTION = 0.25
 
 def _resident_columns(columns: tuple[Any, ...], device: Any) -> tuple[Any, ...]:
     """The training split's tensors where batches are cut from: on the GPU when the split
-    fits comfortably (one index per batch, no host copy per step), else in pinned host memory
-    (each batch copied without blocking); on a CPU rank, as they are."""
+    fits comfortably (one index per batch, no host copy per step), else in host memory as
+    they are (each batch cut there and copied to the device)."""
     import torch
 
     if device.type != "cuda":
@@ -83,7 +83,7 @@ def _resident_columns(columns: tuple[Any, ...], device: Any) -> tuple[Any, ...]:
     free, _ = torch.cuda.mem_get_info(device)
     if size <= RESIDENT_FRACTION * free:
         return tuple(t.to(device) for t in columns)
-    return tuple(t.pin_memory() for t in columns)
+    return columns
 
 
 def _batches(columns: tuple[Any, ...], sampler: Any, batch: int, device: Any) -> Iterator[Any]:
@@ -91,10 +91,10 @@ def _batches(columns: tuple[Any, ...], sampler: Any, batch: int, device: Any) ->
     would cut them, the last one short), on ``device``."""
     import torch
 
-    order = torch.as_tensor(list(iter(sampler)), dtype=torch.long)
+    order = torch.as_tensor(list(iter(sampler)), dtype=torch.long, device=columns[0].device)
     for s in range(0, len(order), batch):
-        idx = order[s : s + batch].to(columns[0].device)
-        yield tuple(t[idx].to(device, non_blocking=True) for t in columns)
+        idx = order[s : s + batch]
+        yield tuple(t[idx].to(device) for t in columns)
 
 
 def _evaluate(model, plugin, data, device, batch: int) -> tuple[Any, Any, Any]:  # noqa: ANN001
